@@ -1,0 +1,144 @@
+"""Bindings: one declarative entry per framework API, and where they come from.
+
+A binding says which API it is, which loss family it computes, which dtypes and
+options it takes, how to call the framework (``call``) and which documented
+convention of the reference it must match (``reference``). Adapter modules
+(``conformance/frameworks/<name>.py``, or a third party's module) expose a
+``BINDINGS`` list and never import their framework at module level, so that
+collecting the suite imports no framework at all.
+
+Modules are found in three places, in this order: the built-in adapters, the
+``xent_conformance.bindings`` entry-point group (each entry point names a
+module), and ``--bindings MODULE`` on the command line.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import importlib.util
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
+
+import numpy as np
+
+BUILTIN_MODULES = (
+    "conformance.frameworks.tensorflow",
+    "conformance.frameworks.torch",
+)
+ENTRY_POINT_GROUP = "xent_conformance.bindings"
+
+FAMILIES = {
+    "softmax": ("logits", "soft labels along the class axis"),
+    "sparse_softmax": ("logits", "integer class labels"),
+    "sigmoid": ("logits", "labels in [0, 1], elementwise"),
+    "binary_probs": ("probs", "labels in [0, 1], elementwise"),
+    "categorical_probs": ("probs", "soft labels along the class axis"),
+    "sparse_categorical_probs": ("probs", "integer class labels"),
+}
+
+
+def prediction_name(family: str) -> str:
+    """'logits' or 'probs': the name of the prediction input of a family."""
+    return FAMILIES[family][0]
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One concrete computation: inputs already rounded to ``dtype``."""
+
+    family: str
+    inputs: Mapping[str, np.ndarray]
+    options: Mapping[str, Any]
+    dtype: str
+
+    @property
+    def prediction(self) -> np.ndarray:
+        return self.inputs[prediction_name(self.family)]
+
+    @property
+    def labels(self) -> np.ndarray:
+        return self.inputs["labels"]
+
+    @property
+    def axis(self) -> int:
+        return int(self.options.get("axis", -1))
+
+
+@dataclass(frozen=True)
+class Binding:
+    """A framework API under test. ``call`` and ``reference`` take a Problem;
+    ``call`` returns the framework's output as a NumPy array in the dtype the
+    framework returned, ``reference`` the documented convention's value in
+    extended precision. ``reduce`` maps per-element values of the family (one
+    per example, or per element for binary losses) to the binding's output by
+    the binding's own weighting and reduction; the tolerance model uses it to
+    carry each element's intermediate scale into a reduced output."""
+
+    id: str
+    api: str
+    framework: str
+    family: str
+    call: Callable[[Problem], np.ndarray]
+    reference: Callable[[Problem], np.ndarray]
+    dtypes: frozenset
+    options: Mapping[str, Any] = field(default_factory=dict)
+    defaults: Mapping[str, Any] = field(default_factory=dict)
+    reduce: Callable[[np.ndarray, Problem], np.ndarray] | None = None
+    requires: tuple[str, ...] = ()
+    markers: tuple[str, ...] = ()
+    doc: str = ""
+    notes: Mapping[str, str] = field(default_factory=dict)
+    gradient: Callable[[Problem], Mapping[str, np.ndarray]] | None = None
+
+    def unsupported_option(self, name: str, value: Any) -> str | None:
+        """Why this binding cannot take ``name=value``, or None if it can."""
+        if name not in self.options:
+            return self.notes.get(name, f"{self.api} has no option {name!r}")
+        allowed = self.options[name]
+        if allowed is None or value in allowed:
+            return None
+        return self.notes.get(name, f"{self.api} does not take {name}={value!r} (takes {sorted(map(str, allowed))})")
+
+    def missing_requirement(self) -> str | None:
+        """Why this binding's framework cannot run here, or None."""
+        for module in self.requires:
+            if importlib.util.find_spec(module.split(".")[0]) is None:
+                return f"{module} is not installed (pip install -e '.[{self.framework}]' -c constraints.txt)"
+        return None
+
+
+class BindingError(RuntimeError):
+    """A bindings module that cannot be loaded or declares something invalid."""
+
+
+def _bindings_of(module_name: str) -> list[Binding]:
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as error:  # the message must name the module
+        raise BindingError(f"cannot import bindings module {module_name!r}: {error}") from error
+    declared = getattr(module, "BINDINGS", None)
+    if not isinstance(declared, (list, tuple)) or not all(isinstance(b, Binding) for b in declared):
+        raise BindingError(f"bindings module {module_name!r} must define BINDINGS, a list of Binding")
+    for binding in declared:
+        if binding.family not in FAMILIES:
+            raise BindingError(f"{binding.id}: unknown family {binding.family!r}")
+        if ":" not in binding.id or not binding.id.startswith(binding.framework + ":"):
+            raise BindingError(f"{binding.id}: a binding id is '<framework>:<api>'")
+    return list(declared)
+
+
+def entry_point_modules() -> list[str]:
+    return [entry.value for entry in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)]
+
+
+def load_bindings(extra_modules=()) -> dict[str, Binding]:
+    """Every binding by id: built-ins, entry points, then ``extra_modules``."""
+    found: dict[str, Binding] = {}
+    modules = list(BUILTIN_MODULES) + entry_point_modules() + list(extra_modules)
+    for module_name in dict.fromkeys(modules):
+        for binding in _bindings_of(module_name):
+            if binding.id in found:
+                raise BindingError(f"binding id {binding.id!r} is declared twice (again in {module_name})")
+            found[binding.id] = binding
+    return found

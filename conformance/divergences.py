@@ -1,0 +1,87 @@
+"""Known divergences as data: id patterns, reason, source, strictness.
+
+``cases/divergences.yaml`` lists the places where a framework departs from its
+documented behaviour (or from the exact value, beyond the tolerance model).
+Each becomes a strict xfail on the checks whose id it matches, so a fix
+upstream shows as an XPASS and fails the run until the entry is removed. An
+entry that matches no check is stale and reported as such.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from dataclasses import dataclass
+from pathlib import Path
+
+import jsonschema
+
+from conformance.cases import CASES_DIR, DIVERGENCES_FILE, CaseError, _read_yaml
+
+SCHEMA = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["divergences"],
+    "properties": {
+        "divergences": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["id", "match", "reason", "source"],
+                "properties": {
+                    "id": {"type": "string", "pattern": "^[a-z][a-z0-9_]*$"},
+                    "match": {"type": "array", "minItems": 1, "items": {"type": "string", "minLength": 3}},
+                    "reason": {"type": "string", "minLength": 20},
+                    "source": {"type": "string", "minLength": 5},
+                    "strict": {"type": "boolean", "default": True},
+                    "kind": {"enum": ["semantics", "precision", "special-values", "dtype", "behaviour"]},
+                },
+            },
+        }
+    },
+}
+
+
+@dataclass(frozen=True)
+class Divergence:
+    id: str
+    match: tuple[str, ...]
+    reason: str
+    source: str
+    strict: bool = True
+    kind: str = "semantics"
+
+    def matches(self, check_id: str) -> bool:
+        return any(fnmatch.fnmatchcase(check_id, pattern) for pattern in self.match)
+
+    def xfail_reason(self) -> str:
+        return f"[{self.id}] {self.reason} (source: {self.source})"
+
+
+def load(directory: Path = CASES_DIR) -> list[Divergence]:
+    path = directory / DIVERGENCES_FILE
+    if not path.exists():
+        return []
+    label = str(path.relative_to(directory.parent))
+    document = _read_yaml(path, label) or {"divergences": []}
+    errors = list(jsonschema.Draft202012Validator(SCHEMA).iter_errors(document))
+    if errors:
+        error = errors[0]
+        raise CaseError(label, None, ".".join(str(p) for p in error.absolute_path) or None, error.message)
+    entries = [Divergence(id=raw["id"], match=tuple(raw["match"]), reason=raw["reason"].strip(),
+                          source=raw["source"], strict=raw.get("strict", True), kind=raw.get("kind", "semantics"))
+               for raw in document["divergences"]]
+    ids = [entry.id for entry in entries]
+    duplicates = {i for i in ids if ids.count(i) > 1}
+    if duplicates:
+        raise CaseError(label, sorted(duplicates)[0], "id", "duplicate divergence id")
+    return entries
+
+
+def first_match(divergences, check_id: str) -> Divergence | None:
+    return next((entry for entry in divergences if entry.matches(check_id)), None)
+
+
+def stale(divergences, check_ids) -> list[Divergence]:
+    """Entries matching none of ``check_ids`` (all generated ids, not the selection)."""
+    return [entry for entry in divergences if not any(entry.matches(i) for i in check_ids)]

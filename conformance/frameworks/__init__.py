@@ -1,0 +1,32 @@
+"""Framework adapters: one module per framework, each a ``BINDINGS`` list.
+
+An adapter module may import only NumPy and the harness at module level; its
+framework is imported inside the calls, so that collecting the suite (and
+``pytest -k torch``) never imports TensorFlow, and the reverse.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+import numpy as np
+
+from conformance.bindings import Problem
+
+
+def pick(problem: Problem, names: Iterable[str], rename: dict[str, str] | None = None) -> dict[str, Any]:
+    """The problem's options among ``names``, as keyword arguments."""
+    rename = rename or {}
+    return {rename.get(name, name): problem.options[name] for name in names if name in problem.options}
+
+
+def class_axis_to(problem: Problem, array: np.ndarray, position: int) -> np.ndarray:
+    """Moves the case's class axis (``axis`` option, default last) to ``position``."""
+    return np.moveaxis(np.asarray(array), problem.axis, position)
+
+
+def split_batches(array, count: int):
+    """``count`` consecutive slices along axis 0 (a metric's update_state calls)."""
+    if array is None:
+        return [None] * count
+    return np.array_split(np.asarray(array), count, axis=0)

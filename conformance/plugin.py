@@ -1,0 +1,87 @@
+"""The pytest plugin: parametrizes the checks, marks them, writes the reports.
+
+* ``value_check`` / ``behaviour_check`` fixtures are parametrized with the
+  suite's checks (:mod:`conformance.suite`), ids ``<family>-<case>-<binding>-<dtype>``,
+  markers for the framework (``torch``, ``tensorflow``, ``keras`` ...), the dtype
+  and the case's tags, a skip with its reason where a binding cannot run a
+  case, and a strict xfail where a known divergence matches.
+* A malformed case file fails collection with a message naming the file, the
+  case and the field.
+* Reports are written at the end of every session, interrupted or not, from
+  the test reports (so also under xdist): see :mod:`conformance.reports`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from conformance import reports
+from conformance.bindings import BindingError
+from conformance.cases import CASES_DIR, CaseError
+from conformance.suite import FRAMEWORK_MARKERS, build
+
+DTYPE_MARKERS = ("float16", "bfloat16", "float32", "float64")
+TAG_MARKERS = ("published", "extreme", "seed", "grid", "tiny", "special", "lm", "large", "shapes", "behaviour",
+               "gradient", "property", "selftest", "crosscheck")
+SUITE_ERROR = pytest.StashKey[str]()
+
+
+def pytest_addoption(parser):
+    group = parser.getgroup("xent-conformance")
+    group.addoption("--cases-dir", default=str(CASES_DIR),
+                    help="directory of case files (default: the suite's cases/)")
+    group.addoption("--bindings", action="append", default=[], metavar="MODULE",
+                    help="import MODULE and add its BINDINGS (repeatable)")
+    group.addoption("--reports-dir", default="reports", help="where the parity reports go (default: reports/)")
+
+
+def pytest_configure(config):
+    for name in FRAMEWORK_MARKERS:
+        config.addinivalue_line("markers", f"{name}: checks of the {name} framework")
+    for name in DTYPE_MARKERS:
+        config.addinivalue_line("markers", f"{name}: checks in {name}")
+    for name in TAG_MARKERS:
+        config.addinivalue_line("markers", f"{name}: cases tagged {name}")
+    config.pluginmanager.register(reports.Recorder(config), "xent-conformance-recorder")
+
+
+def suite_of(config):
+    """The suite, built once per process; a broken case file becomes a clean
+    collection error instead of a traceback."""
+    try:
+        return build(str(Path(config.getoption("cases_dir")).resolve()), tuple(config.getoption("bindings")))
+    except (CaseError, BindingError) as error:
+        pytest.fail(str(error), pytrace=False)
+
+
+def _marks(check):
+    marks = [getattr(pytest.mark, name) for name in check.markers]
+    if check.skip:
+        marks.append(pytest.mark.skip(reason=check.skip))
+    if check.divergence is not None:
+        marks.append(pytest.mark.xfail(reason=check.divergence.xfail_reason(), strict=check.divergence.strict,
+                                       raises=pytest.fail.Exception))
+    return marks
+
+
+def pytest_generate_tests(metafunc):
+    for fixture, kind in (("value_check", "value"), ("behaviour_check", "behaviour")):
+        if fixture not in metafunc.fixturenames:
+            continue
+        suite = suite_of(metafunc.config)
+        checks = [check for check in suite.checks if check.kind == kind]
+        metafunc.parametrize(fixture, [pytest.param(check, id=check.id, marks=_marks(check)) for check in checks])
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    try:
+        suite = build(str(Path(config.getoption("cases_dir")).resolve()), tuple(config.getoption("bindings")))
+    except (CaseError, BindingError):
+        return
+    stale = suite.stale_divergences()
+    if stale:
+        terminalreporter.write_sep("=", "stale divergences", yellow=True)
+        for entry in stale:
+            terminalreporter.write_line(f"{entry.id}: matches no check ({', '.join(entry.match)})")

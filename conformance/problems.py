@@ -1,0 +1,46 @@
+"""From a case and a dtype to the concrete Problem a binding computes."""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import numpy as np
+
+from conformance import options as vocabulary
+from conformance.bindings import Binding, Problem
+from conformance.cases import Case
+from conformance.dtypes import round_to
+
+
+INTEGER_LABEL_FAMILIES = ("sparse_softmax", "sparse_categorical_probs")
+
+
+def round_input(name: str, family: str, value: np.ndarray, dtype: str) -> np.ndarray:
+    """Real inputs take the dtype under test; integer class labels stay int64."""
+    array = np.asarray(value)
+    if name == "labels" and family in INTEGER_LABEL_FAMILIES and array.dtype.kind in "iu":
+        return array.astype(np.int64)
+    return round_to(array, dtype)
+
+
+def resolve_options(case_options: Mapping[str, Any], binding: Binding | None, dtype: str) -> dict[str, Any]:
+    """The binding's harness defaults, then the case's options; ``default``
+    drops an option (the framework's own default applies); real arrays take
+    the dtype under test."""
+    merged = dict(binding.defaults) if binding is not None else {}
+    merged.update(case_options)
+    resolved = {}
+    for name, value in merged.items():
+        if isinstance(value, str) and value == vocabulary.DEFAULT:
+            continue
+        if name in vocabulary.FLOAT_ARRAY_OPTIONS and isinstance(value, np.ndarray):
+            value = round_to(value, dtype)
+        resolved[name] = value
+    return resolved
+
+
+def make_problem(case: Case, dtype: str, binding: Binding | None = None,
+                 extra_options: Mapping[str, Any] | None = None) -> Problem:
+    inputs = {name: round_input(name, case.family, value, dtype) for name, value in case.inputs.items()}
+    options = {**case.options, **(extra_options or {})}
+    return Problem(case.family, inputs, resolve_options(options, binding, dtype), dtype)

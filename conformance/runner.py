@@ -1,0 +1,142 @@
+"""Runs one check: the reference's exact value, the framework's output, the verdict.
+
+The reference value is computed once per (case, dtype, convention, options) in
+each process and shared by every binding that names the same convention.
+Measured figures go into the item's ``user_properties``, which travel with the
+test report (also from xdist workers) into the JUnit XML and the reports.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from conformance.cases import describe_array
+from conformance.dtypes import FORMATS, NUMPY
+from conformance.problems import make_problem
+from conformance.suite import Check
+from conformance.tolerance import K, Verdict, compare, output_scale
+from reference import core
+
+_EXPECTED_CACHE: dict[tuple, Any] = {}
+
+
+class CheckFailure(AssertionError):
+    """A framework output outside the tolerance model; the message tells all."""
+
+
+@dataclass
+class Outcome:
+    """What one value check measured."""
+
+    check_id: str
+    expected: np.ndarray
+    got: np.ndarray
+    out_dtype: str
+    verdict: Verdict
+    k: float
+    properties: list[tuple[str, Any]] = field(default_factory=list)
+
+
+def _options_key(options) -> str:
+    def plain(value):
+        if isinstance(value, np.ndarray):
+            return [str(value.dtype), value.tolist()]
+        return value
+
+    return json.dumps({name: plain(value) for name, value in sorted(options.items())}, default=str)
+
+
+def expected_value(check: Check, problem) -> np.ndarray:
+    """The binding's documented convention on the problem, cached."""
+    reference = check.binding.reference
+    key = (check.case.id, check.dtype, getattr(reference, "__qualname__", repr(reference)),
+           getattr(reference, "__module__", ""), _options_key(problem.options))
+    if key not in _EXPECTED_CACHE:
+        _EXPECTED_CACHE[key] = np.asarray(reference(problem), dtype=core.WORK)
+    return _EXPECTED_CACHE[key]
+
+
+def _output_dtype(got: np.ndarray) -> str:
+    name = np.asarray(got).dtype.name
+    if name not in NUMPY:
+        raise CheckFailure(f"the framework returned dtype {name}, not a floating-point format under test")
+    return name
+
+
+def run_value_check(check: Check) -> Outcome:
+    problem = make_problem(check.case, check.dtype, check.binding)
+    expected = expected_value(check, problem)
+    got = np.asarray(check.binding.call(problem))
+    out_dtype = _output_dtype(got)
+    k = check.case.tolerance_k.get(out_dtype, K[out_dtype])
+    scale = output_scale(check.binding, problem, expected)
+    verdict = compare(got, expected, scale, out_dtype, k)
+    outcome = Outcome(check.id, expected, got, out_dtype, verdict, k)
+    outcome.properties = properties(check, outcome)
+    return outcome
+
+
+def properties(check: Check, outcome: Outcome) -> list[tuple[str, Any]]:
+    verdict = outcome.verdict
+    return [
+        ("check", check.id),
+        ("framework", check.binding.framework),
+        ("binding", check.binding.id),
+        ("api", check.binding.api),
+        ("family", check.case.family),
+        ("case", check.case.id),
+        ("dtype", check.dtype),
+        ("out_dtype", outcome.out_dtype),
+        ("max_ulp", _finite_or_text(verdict.max_ulp)),
+        ("median_ulp", _finite_or_text(verdict.median_ulp)),
+        ("max_abs_error", _finite_or_text(verdict.max_abs_error)),
+        ("bound_ratio", _finite_or_text(verdict.worst_ratio)),
+        ("worst_index", list(verdict.worst_index)),
+        ("k", outcome.k),
+        ("contract_held", verdict.ok),
+    ]
+
+
+def _finite_or_text(value: float):
+    return value if math.isfinite(value) else str(value)
+
+
+def _show(values) -> str:
+    array = np.asarray(values, dtype=np.float64)
+    if array.size > 16:
+        return describe_array(array)
+    return np.array2string(array, precision=10, separator=", ", max_line_width=160)
+
+
+def failure_message(check: Check, outcome: Outcome) -> str:
+    """The whole story of a failed check, without a re-run."""
+    verdict = outcome.verdict
+    fmt = FORMATS[outcome.out_dtype]
+    worst = verdict.worst_index
+    expected_at = np.asarray(outcome.expected)[worst] if np.ndim(outcome.expected) else outcome.expected
+    got_at = np.asarray(outcome.got)[worst] if np.ndim(outcome.got) and np.shape(outcome.got) == np.shape(
+        outcome.expected) else outcome.got
+    options = {name: (describe_array(value) if isinstance(value, np.ndarray) else value)
+               for name, value in check.case.options.items()}
+    lines = [
+        f"{check.binding.api} does not match the reference on case {check.case.id!r} "
+        f"({check.case.family}, {check.dtype} inputs, {outcome.out_dtype} output)",
+        f"  inputs:   {check.case.summary()} (rounded to {check.dtype})",
+        f"  options:  {options or 'none'}",
+        f"  expected: {_show(outcome.expected)}  (reference: {check.binding.reference.__module__}."
+        f"{check.binding.reference.__qualname__})",
+        f"  got:      {_show(outcome.got)}",
+        f"  worst at index {worst}: expected {float(expected_at):.17g}, got {float(np.asarray(got_at, np.float64)):.17g}",
+        f"  error {verdict.max_abs_error:.3g} abs = {verdict.max_ulp:.4g} ULP of {outcome.out_dtype}; "
+        f"bound {verdict.bound_at_worst:.3g} = {outcome.k:g} * eps {fmt.eps:.3g} * (|loss| + scale "
+        f"{verdict.scale_at_worst:.3g}) + {outcome.k:g} * {fmt.smallest_subnormal:.3g}",
+        f"  {verdict.problem}",
+    ]
+    if check.case.source:
+        lines.append(f"  case source: {check.case.source}")
+    return "\n".join(lines)

@@ -1,0 +1,139 @@
+"""The suite as data: cases x bindings x dtypes -> checks, with ids and marks.
+
+Pure functions of the case files and the binding declarations (no pytest, no
+framework import), so the generation is testable on its own and identical in
+every xdist worker.
+
+A check id reads ``<family>-<case id>-<binding id>-<dtype>``, e.g.
+``sparse_softmax-article2_normal_data-torch:nn.functional.cross_entropy-float32``,
+the same string in ``pytest -v``, the divergence data and every report.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+from conformance import divergences as divergence_data
+from conformance.bindings import Binding, load_bindings
+from conformance.cases import CASES_DIR, Case, CaseError, load_all
+from conformance.published import check_published
+
+FRAMEWORK_MARKERS = ("torch", "tensorflow", "keras", "jax", "numpy")
+
+
+@dataclass(frozen=True, eq=False)
+class Check:
+    """One test item: a case computed by a binding in a dtype."""
+
+    id: str
+    case: Case
+    binding: Binding
+    dtype: str
+    kind: str  # 'value' or 'behaviour'
+    skip: str | None = None
+    divergence: divergence_data.Divergence | None = None
+
+    @property
+    def markers(self) -> tuple[str, ...]:
+        names = [self.binding.framework, *self.binding.markers, self.dtype, *self.case.tags]
+        return tuple(dict.fromkeys(names))
+
+
+@dataclass(frozen=True, eq=False)
+class Suite:
+    cases: tuple[Case, ...]
+    bindings: dict
+    checks: tuple[Check, ...]
+    divergences: tuple[divergence_data.Divergence, ...]
+
+    def stale_divergences(self):
+        return divergence_data.stale(self.divergences, [check.id for check in self.checks])
+
+
+def check_id(case: Case, binding: Binding, dtype: str) -> str:
+    return f"{case.family}-{case.id}-{binding.id}-{dtype}"
+
+
+def applies(case: Case, binding: Binding) -> bool:
+    """Same family, and inside the case's ``bindings`` filter if it has one
+    (patterns match binding ids or framework labels)."""
+    if binding.family != case.family:
+        return False
+    if not case.bindings:
+        return True
+    return any(fnmatch.fnmatchcase(binding.id, pattern) or fnmatch.fnmatchcase(binding.framework, pattern)
+               for pattern in case.bindings)
+
+
+def behaviour_for(case: Case, binding: Binding):
+    """The case's expected behaviour for this binding (first matching pattern)."""
+    for pattern, behaviour in case.expect.items():
+        if fnmatch.fnmatchcase(binding.id, pattern) or fnmatch.fnmatchcase(binding.framework, pattern):
+            return behaviour
+    return None
+
+
+def skip_reason(case: Case, binding: Binding, dtype: str) -> str | None:
+    missing = binding.missing_requirement()
+    if missing:
+        return missing
+    if dtype not in binding.dtypes:
+        return f"{binding.api} does not support {dtype} (declared in its binding)"
+    for name, value in case.options.items():
+        reason = binding.unsupported_option(name, value if not hasattr(value, "shape") else "<array>")
+        if reason:
+            return reason
+    return None
+
+
+def generate(cases, bindings: dict, divergences) -> list[Check]:
+    checks = []
+    for case in cases:
+        for binding in bindings.values():
+            if not applies(case, binding):
+                continue
+            # a case with expectations is a behaviour case for every binding it
+            # applies to; one it names no behaviour for fails, showing what it saw
+            kind = "behaviour" if case.expect else "value"
+            for dtype in case.dtypes:
+                identifier = check_id(case, binding, dtype)
+                checks.append(Check(identifier, case, binding, dtype, kind, skip_reason(case, binding, dtype),
+                                    divergence_data.first_match(divergences, identifier)))
+    ids = [check.id for check in checks]
+    if len(set(ids)) != len(ids):
+        duplicate = next(i for i in ids if ids.count(i) > 1)
+        raise CaseError("cases", None, None, f"two checks share the id {duplicate!r}")
+    return checks
+
+
+def validate_references(cases, bindings: dict) -> None:
+    """Cross-references from cases to bindings, and the published numbers
+    (once per case as written, on its first grid point)."""
+    published_checked = set()
+    for case in cases:
+        for pattern in case.bindings or ():
+            if not any(fnmatch.fnmatchcase(b.id, pattern) or fnmatch.fnmatchcase(b.framework, pattern)
+                       for b in bindings.values()):
+                raise CaseError(case.file, case.base_id, "bindings", f"{pattern!r} matches no binding")
+        for pattern in case.expect:
+            if not any(fnmatch.fnmatchcase(b.id, pattern) or fnmatch.fnmatchcase(b.framework, pattern)
+                       for b in bindings.values()):
+                raise CaseError(case.file, case.base_id, f"expect.{pattern}", "matches no binding")
+        if case.base_id not in published_checked:
+            published_checked.add(case.base_id)
+            check_published(case, bindings)
+
+
+@lru_cache(maxsize=4)
+def build(cases_dir: str = str(CASES_DIR), extra_modules: tuple[str, ...] = ()) -> Suite:
+    """Loads everything once per process (each xdist worker builds the same)."""
+    directory = Path(cases_dir)
+    bindings = load_bindings(extra_modules)
+    cases = load_all(directory)
+    validate_references(cases, bindings)
+    divergences = divergence_data.load(directory)
+    checks = generate(cases, bindings, divergences)
+    return Suite(tuple(cases), bindings, tuple(checks), tuple(divergences))

@@ -1,0 +1,185 @@
+"""The tolerance model: how far a framework's output may lie from the exact value.
+
+A check passes, element by element, when
+
+    |got - exact| <= K[dtype] * eps[dtype] * (|exact| + scale) + K[dtype] * tiny[dtype]
+
+* ``exact`` is the reference's value on the inputs rounded to ``dtype``;
+* ``eps`` is the format's machine epsilon, ``tiny`` its smallest subnormal;
+* ``scale`` is the size of the intermediates the standard stable algorithm
+  must round on the way (see :func:`family_scale`): a framework that computes
+  ``logsumexp(x) - x[y]`` loses a tiny loss next to logits of 100, and that is
+  allowed (and shows in the ULP figures) but a wrong loss of order 1 is not.
+
+The error in ULPs of the output dtype (against the exact value) is measured
+for every element and reported beside the verdict.
+
+K, one number per dtype, is set from measurements of the frameworks on the
+suite's cases (figures in the README's "Tolerance model" section):
+
+* float64 and float32: the worst measured well-scaled error is 3 ULP
+  (torch's float32 cross_entropy on soft labels); K = 8 leaves margin for
+  reductions over a few hundred elements and still fails a relative error
+  of 1e-5 in a float32 loss of order 1 (84 eps).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from conformance.bindings import Problem
+from conformance.dtypes import FORMATS, ulp
+from reference import core
+
+K = {
+    "float64": 8.0,
+    "float32": 8.0,
+    "float16": 8.0,
+    "bfloat16": 8.0,
+}
+
+
+def family_scale(problem: Problem) -> np.ndarray:
+    """Per-element intermediate scale for the family's unreduced loss, shaped like
+    it: per example for the categorical families, per element for the binary ones.
+
+    * softmax families: ``|max logit| + sum_c |y_c| (|x_c| + 1)``: the shift by the
+      max, the target logits, and the partition sum (at least 1) whose log is taken;
+    * probability categorical families: ``sum_c |y_c|``, the renormalisation's
+      rounding of each probability (a relative eps, so an absolute eps in its log);
+      the sparse one, taken as softmax over ``log p``, as the softmax families;
+    * sigmoid: ``|x z|`` where the label is soft (the product is rounded), 0 for
+      labels 0 and 1, where the stable form is exact up to ``log1p(exp(-|x|))``;
+    * binary on probabilities: ``|1 - z|``, the rounding of ``1 - p``.
+    """
+    family = problem.family
+    labels = problem.labels
+    if family in ("softmax", "sparse_softmax", "sparse_categorical_probs"):
+        x = core.to_work(problem.prediction)
+        if family == "sparse_categorical_probs":
+            with np.errstate(divide="ignore"):
+                x = np.log(np.abs(x))
+        x = np.moveaxis(x, problem.axis, -1)
+        if family == "softmax":
+            y = np.abs(np.moveaxis(core.to_work(labels), problem.axis, -1))
+        else:
+            y = _one_hot(labels, x, problem.axis)
+        with np.errstate(invalid="ignore"):
+            finite_x = np.where(np.isfinite(x), np.abs(x), core.WORK(0))
+            top = np.max(finite_x, axis=-1) if x.shape[-1] else np.zeros(x.shape[:-1], core.WORK)
+            return top + np.sum(core.mul0(y, finite_x + 1), axis=-1)
+    if family == "categorical_probs":
+        y = np.moveaxis(np.abs(core.to_work(labels)), problem.axis, -1)
+        return np.sum(y, axis=-1)
+    if family == "sigmoid":
+        x = core.to_work(problem.prediction)
+        z = core.to_work(labels)
+        soft = (z != 0) & (z != 1)
+        return np.where(soft & np.isfinite(x), np.abs(x * z), core.WORK(0))
+    if family == "binary_probs":
+        return np.abs(1 - core.to_work(labels))
+    raise ValueError(f"unknown family {family!r}")
+
+
+def _one_hot(labels, x, axis) -> np.ndarray:
+    """|y| for sparse labels, as a one-hot array along the last axis of ``x``."""
+    from reference.conventions.keras import squeeze_sparse_labels
+
+    indices = squeeze_sparse_labels(labels, np.moveaxis(x, -1, axis), axis).astype(np.int64)
+    return (indices[..., None] == np.arange(x.shape[-1])).astype(core.WORK)
+
+
+@dataclass
+class Verdict:
+    """The measured error of one output against the exact value."""
+
+    ok: bool
+    max_ulp: float
+    median_ulp: float
+    max_abs_error: float
+    worst_index: tuple
+    worst_ratio: float  # |got - exact| / bound at the worst element (> 1 fails)
+    n_failed: int
+    n_elements: int
+    problem: str  # empty when ok; else what broke (shape, NaN, bound)
+    bound_at_worst: float
+    scale_at_worst: float
+
+
+def bound(exact: np.ndarray, scale: np.ndarray, dtype: str, k: float | None = None) -> np.ndarray:
+    """The allowed absolute error of each element."""
+    fmt = FORMATS[dtype]
+    k = K[dtype] if k is None else k
+    return k * fmt.eps * (np.abs(exact) + scale) + k * fmt.smallest_subnormal
+
+
+def compare(got, exact, scale, dtype: str, k: float | None = None) -> Verdict:
+    """Compares an output with the exact value under the model; NaN must meet
+    NaN and an infinity the same infinity."""
+    got_w = core.to_work(got)
+    exact_w = core.to_work(exact)
+    scale_w = np.broadcast_to(core.to_work(scale), exact_w.shape) if np.size(scale) else core.to_work(scale)
+    if got_w.shape != exact_w.shape:
+        return Verdict(False, math.inf, math.inf, math.inf, (), math.inf, exact_w.size, exact_w.size,
+                       f"shape {got_w.shape} where {exact_w.shape} was expected", math.nan, math.nan)
+    with np.errstate(invalid="ignore", over="ignore"):
+        error = np.abs(got_w - exact_w)
+        limits = bound(exact_w, scale_w, dtype, k)
+        # a non-finite exact value allows no error at all: only itself matches
+        limits = np.where(np.isfinite(limits), limits, core.WORK(0))
+        same_special = (np.isnan(got_w) & np.isnan(exact_w)) | (np.isinf(exact_w) & (got_w == exact_w))
+        special_exact = ~np.isfinite(exact_w)
+        error = np.where(same_special, core.WORK(0), np.where(np.isnan(error) | special_exact, core.WORK(np.inf), error))
+        ulps = error / ulp(exact_w, dtype)
+        ratio = np.where(error == 0, core.WORK(0), np.where(limits > 0, error / limits, core.WORK(np.inf)))
+    failed = ratio > 1
+    n_failed = int(np.count_nonzero(failed))
+    if ratio.size:
+        flat_worst = int(np.argmax(ratio))
+        worst = np.unravel_index(flat_worst, ratio.shape) if ratio.ndim else ()
+        worst_ratio = float(ratio.reshape(-1)[flat_worst])
+        bound_at_worst = float(np.broadcast_to(limits, ratio.shape).reshape(-1)[flat_worst])
+        scale_at_worst = float(np.broadcast_to(scale_w, ratio.shape).reshape(-1)[flat_worst])
+    else:
+        worst, worst_ratio, bound_at_worst, scale_at_worst = (), 0.0, 0.0, 0.0
+    finite_ulps = ulps[np.isfinite(ulps)]
+    problem = ""
+    if n_failed:
+        nan_mismatch = int(np.count_nonzero(np.isnan(got_w) != np.isnan(exact_w)))
+        problem = (f"{n_failed} of {ratio.size} elements outside the bound"
+                   + (f" ({nan_mismatch} NaN where a number was expected or the reverse)" if nan_mismatch else ""))
+    return Verdict(
+        ok=n_failed == 0,
+        max_ulp=float(np.max(ulps)) if ulps.size else 0.0,
+        median_ulp=float(np.median(finite_ulps)) if finite_ulps.size else 0.0,
+        max_abs_error=float(np.max(error)) if error.size else 0.0,
+        worst_index=tuple(int(i) for i in worst),
+        worst_ratio=worst_ratio,
+        n_failed=n_failed,
+        n_elements=int(ratio.size),
+        problem=problem,
+        bound_at_worst=bound_at_worst,
+        scale_at_worst=scale_at_worst,
+    )
+
+
+def output_scale(binding, problem: Problem, exact_output: np.ndarray) -> np.ndarray:
+    """The scale of the binding's output: the family's per-element scale carried
+    through the binding's weighting and reduction, plus, where elements are
+    summed, the partial sums a pairwise summation rounds: ``ceil(log2 n)``
+    times their size, which for non-negative losses is ``|exact|``."""
+    scale = family_scale(problem)
+    if binding.reduce is None:
+        return scale
+    reduced_scale = core.to_work(binding.reduce(scale, problem))
+    n_in = max(1, np.size(scale))
+    n_out = max(1, np.size(reduced_scale))
+    if n_in > n_out:
+        growth = math.ceil(math.log2(n_in / n_out))
+        with np.errstate(invalid="ignore"):
+            magnitude = np.where(np.isfinite(exact_output), np.abs(core.to_work(exact_output)), core.WORK(0))
+        reduced_scale = reduced_scale + growth * magnitude
+    return reduced_scale

@@ -1,0 +1,3 @@
+"""Registers the conformance plugin and the hypothesis profiles (see README)."""
+
+pytest_plugins = ["conformance.plugin"]

@@ -1,0 +1,223 @@
+"""Keras 3 (``tf.keras``) cross-entropy conventions, as documented and implemented.
+
+What sets Keras apart from the exact losses:
+
+* On probabilities (``from_logits=False``) predictions are clipped to
+  ``[epsilon, 1 - epsilon]`` (``keras.backend.epsilon()``, 1e-7), with both
+  bounds rounded to the prediction's dtype first, as ``tf.clip_by_value`` does
+  with Python scalars. In float16 and bfloat16 ``1 - 1e-7`` rounds to 1, so the
+  upper clip does nothing there.
+* ``categorical_crossentropy`` on probabilities first renormalises each
+  prediction by its sum along ``axis``, then clips.
+* ``sparse_categorical_crossentropy`` on probabilities clips, takes the log, and
+  hands it to the sparse softmax cross-entropy as logits: the same as
+  renormalising after the clip.
+* ``binary_crossentropy`` returns the mean over ``axis`` (the last by default)
+  of the elementwise loss.
+* ``label_smoothing`` e: categorical ``y * (1 - e) + e / C``; binary
+  ``y * (1 - e) + e / 2``.
+* Loss objects reduce with ``reduction``: 'sum_over_batch_size' and 'mean'
+  divide the (sample-weighted) sum by the number of loss values,
+  'mean_with_sample_weight' by the sum of the sample weights, 'sum' sums,
+  None / 'none' return the values; a zero divisor gives 0 (``divide_no_nan``).
+  ``ignore_class`` masks values out and, for the mean reductions, divides by
+  the number of values kept.
+* Metric objects average the per-sample values (the loss averaged over every
+  axis but the first), weighted by ``sample_weight``, over all ``update_state``
+  calls since the last reset.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from reference import core
+
+EPSILON = 1e-7  # keras.backend.epsilon()
+REDUCTIONS = ("sum_over_batch_size", "sum", "mean", "mean_with_sample_weight", "none", None)
+
+
+def clip_bounds(dtype, epsilon: float = EPSILON) -> tuple[np.ndarray, np.ndarray]:
+    """``(epsilon, 1 - epsilon)`` rounded to ``dtype``, as Keras clips."""
+    if not _is_float(dtype):
+        dtype = np.float32  # Keras converts other inputs to floatx() first
+    low = np.asarray(epsilon, dtype=np.float64).astype(dtype)
+    high = np.asarray(1.0 - epsilon, dtype=np.float64).astype(dtype)
+    return core.to_work(low), core.to_work(high)
+
+
+def _is_float(dtype) -> bool:
+    dtype = np.dtype(dtype)
+    return dtype.kind == "f" or dtype.name == "bfloat16"
+
+
+def clip(probs, epsilon: float = EPSILON) -> np.ndarray:
+    """Keras' clip of probabilities, in WORK precision, bounds in the input dtype."""
+    low, high = clip_bounds(np.asarray(probs).dtype, epsilon)
+    return np.clip(core.to_work(probs), low, high)
+
+
+def _smooth_categorical(y, label_smoothing, axis):
+    if not label_smoothing:
+        return y
+    n_classes = y.shape[axis]
+    return y * (1 - core.WORK(label_smoothing)) + core.WORK(label_smoothing) / n_classes
+
+
+def _smooth_binary(z, label_smoothing):
+    if not label_smoothing:
+        return z
+    return z * (1 - core.WORK(label_smoothing)) + core.WORK(0.5) * core.WORK(label_smoothing)
+
+
+def _keep_dtype_for_clip(labels, predictions):
+    """Labels in WORK precision; predictions keep their dtype for the clip."""
+    return core.to_work(labels), np.asarray(predictions)
+
+
+def binary_crossentropy_elementwise(y_true, y_pred, from_logits=False, label_smoothing=0.0, epsilon=EPSILON):
+    """The elementwise loss before Keras' mean over ``axis``, in WORK precision."""
+    z, p = _keep_dtype_for_clip(y_true, y_pred)
+    z = _smooth_binary(z, label_smoothing)
+    if from_logits:
+        return core.sigmoid_cross_entropy(p, z, extended=True)
+    return core.binary_cross_entropy(clip(p, epsilon), z, extended=True)
+
+
+def binary_crossentropy(y_true, y_pred, from_logits=False, label_smoothing=0.0, axis=-1, *,
+                        epsilon=EPSILON, extended=False):
+    """keras.losses.binary_crossentropy: mean over ``axis`` of the elementwise loss."""
+    values = binary_crossentropy_elementwise(y_true, y_pred, from_logits, label_smoothing, epsilon)
+    return core.finish(np.mean(values, axis=axis), extended)
+
+
+def categorical_crossentropy(y_true, y_pred, from_logits=False, label_smoothing=0.0, axis=-1, *,
+                             epsilon=EPSILON, extended=False):
+    """keras.losses.categorical_crossentropy."""
+    y, p = _keep_dtype_for_clip(y_true, y_pred)
+    y = _smooth_categorical(y, label_smoothing, axis)
+    if from_logits:
+        return core.softmax_cross_entropy(p, y, axis=axis, extended=extended)
+    renormalised = core.to_work(p) / np.sum(core.to_work(p), axis=axis, keepdims=True)
+    low, high = clip_bounds(p.dtype, epsilon)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        log_q = np.log(np.clip(renormalised, low, high))
+    return core.finish(-np.sum(core.mul0(y, log_q), axis=axis), extended)
+
+
+def squeeze_sparse_labels(y_true, y_pred, axis=-1) -> np.ndarray:
+    """Keras drops a trailing size-1 label axis: (N, 1) labels mean (N,)."""
+    y = np.asarray(y_true)
+    if y.ndim == np.ndim(y_pred) and y.shape[axis] == 1:
+        y = np.squeeze(y, axis=axis)
+    return y
+
+
+def sparse_categorical_crossentropy(y_true, y_pred, from_logits=False, ignore_class=None, axis=-1, *,
+                                    epsilon=EPSILON, extended=False):
+    """keras.losses.sparse_categorical_crossentropy (0 where the label is ``ignore_class``)."""
+    labels = squeeze_sparse_labels(y_true, y_pred, axis)
+    keep = np.ones(labels.shape, bool) if ignore_class is None else labels != ignore_class
+    safe_labels = np.where(keep, labels, 0)
+    p = np.asarray(y_pred)
+    if from_logits:
+        values = core.sparse_softmax_cross_entropy(p, safe_labels, axis=axis, extended=True)
+    else:
+        clipped = np.moveaxis(clip(p, epsilon), axis, -1)
+        indices = core.check_class_indices(safe_labels, clipped.shape[-1])
+        picked = np.take_along_axis(clipped, indices[..., None], axis=-1)[..., 0]
+        target = np.arange(clipped.shape[-1]) == indices[..., None]
+        others = np.sum(np.where(target, core.WORK(0), clipped), axis=-1)
+        # log(sum q / q_y) = log1p(sum_{c != y} q_c / q_y): no cancellation near 1
+        values = np.log1p(others / picked)
+    return core.finish(np.where(keep, values, core.WORK(0)), extended)
+
+
+def sparse_mask(y_true, y_pred, ignore_class=None, axis=-1):
+    """The mask Keras attaches to the sparse loss when ``ignore_class`` is set."""
+    if ignore_class is None:
+        return None
+    return squeeze_sparse_labels(y_true, y_pred, axis) != ignore_class
+
+
+def _squeeze_or_expand(values, weights):
+    """keras.src.losses.loss.squeeze_or_expand_to_same_rank for (values, weights)."""
+    if values.ndim == weights.ndim + 1 and values.shape[-1] == 1:
+        if weights.ndim == 1:
+            weights = weights[..., None]
+        else:
+            values = values[..., 0]
+    elif weights.ndim == values.ndim + 1 and weights.shape[-1] == 1:
+        if values.ndim == 1:
+            values = values[..., None]
+        else:
+            weights = weights[..., 0]
+    return values, weights
+
+
+def loss_weights(values, sample_weight=None, mask=None, reduction="sum_over_batch_size"):
+    """The effective per-value weights a Keras Loss object applies (None if none)."""
+    values = core.to_work(values)
+    weights = None if sample_weight is None else core.to_work(sample_weight)
+    if mask is not None:
+        mask = np.asarray(mask, bool)
+        if reduction in ("mean", "sum_over_batch_size"):
+            kept = np.count_nonzero(mask)
+            mask_weight = core.WORK(mask.size) / kept if kept else core.WORK(0)
+            float_mask = np.where(mask, mask_weight, core.WORK(0))
+        else:
+            float_mask = mask.astype(core.WORK)
+        if weights is None:
+            weights = float_mask
+        else:
+            float_mask, weights = _squeeze_or_expand(float_mask, weights)
+            weights = weights * float_mask
+    return weights
+
+
+def reduce_loss(values, sample_weight=None, reduction="sum_over_batch_size", mask=None, *, extended=False):
+    """keras.losses.Loss.__call__'s weighting and reduction of loss values."""
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"Invalid value for argument `reduction`. Received: reduction={reduction}")
+    values = core.to_work(values)
+    weights = loss_weights(values, sample_weight, mask, reduction)
+    if weights is not None:
+        values, weights = _squeeze_or_expand(values, weights)
+        values = values * weights
+    if reduction in (None, "none") or values.shape in ((), (0,)):
+        return core.finish(values, extended)
+    total = np.sum(values, dtype=core.WORK)
+    if reduction == "sum":
+        return core.finish(total, extended)
+    if reduction == "mean_with_sample_weight" and weights is not None:
+        divisor = np.sum(weights, dtype=core.WORK)
+    else:
+        divisor = core.WORK(values.size)
+    return core.finish(total / divisor if divisor != 0 else core.WORK(0), extended)
+
+
+def metric_mean(batches, *, extended=False):
+    """A Keras Mean-wrapping metric's result after ``update_state`` on each of
+    ``batches``: a list of ``(values, sample_weight_or_None)``."""
+    total = core.WORK(0)
+    count = core.WORK(0)
+    for values, sample_weight in batches:
+        values = core.to_work(values)
+        if sample_weight is None:
+            per_sample = values.reshape(values.shape[0], -1).mean(axis=1) if values.ndim > 1 else values
+            total += np.sum(per_sample, dtype=core.WORK)
+            count += values.shape[0] if values.ndim >= 1 else 1
+            continue
+        weights = core.to_work(sample_weight)
+        values, weights = _squeeze_or_expand(values, weights)
+        if values.ndim > weights.ndim:
+            values = values.mean(axis=tuple(range(weights.ndim, values.ndim)))
+        weights = np.broadcast_to(weights, values.shape)
+        weighted = values * weights
+        if weights.ndim > 1:
+            weights = weights.mean(axis=tuple(range(1, weights.ndim)))
+        if weighted.ndim > 1:
+            weighted = weighted.mean(axis=tuple(range(1, weighted.ndim)))
+        total += np.sum(weighted, dtype=core.WORK)
+        count += np.sum(weights, dtype=core.WORK)
+    return core.finish(total / count if count != 0 else core.WORK(0), extended)

@@ -1,0 +1,188 @@
+"""``torch.nn.functional`` cross-entropy conventions, as documented.
+
+Signatures and layouts mirror PyTorch: the class dimension is 1 (0 for an
+unbatched input of shape ``(C,)``), ``reduction`` is 'none' | 'sum' | 'mean'.
+
+* ``cross_entropy`` with class indices: the per-element loss is
+  ``w[y] * -log softmax(x)[y]`` (0 where ``y == ignore_index``); 'mean' divides
+  the sum by the sum of ``w[y]`` over the targets that are not ignored (NaN
+  when that is 0). ``label_smoothing`` e mixes in the uniform target:
+  ``(1 - e) * nll + e / C * sum_c w[c] * -log softmax(x)[c]``, same divisor.
+* ``cross_entropy`` with class probabilities (target shaped like input):
+  ``-sum_c w[c] * t[c] * log softmax(x)[c]`` with ``t = t * (1 - e) + e / C``;
+  'mean' divides by the number of rows (numel / C), ignoring the weights; an
+  ``ignore_index`` >= 0 is refused.
+* ``binary_cross_entropy`` clamps each log term at -100 (documented: "BCELoss
+  clamps its log function outputs to be greater than or equal to -100") and
+  refuses probabilities outside [0, 1]; 'mean' divides by numel.
+* ``binary_cross_entropy_with_logits``:
+  ``w * (pos_weight * z * softplus(-x) + (1 - z) * softplus(x))``, ``pos_weight``
+  broadcast against the last dimension; 'mean' divides by numel.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from reference import core
+
+REDUCTIONS = ("none", "sum", "mean")
+LOG_CLAMP = -100.0
+
+
+def class_dim(ndim: int) -> int:
+    return 0 if ndim == 1 else 1
+
+
+def _check_reduction(reduction: str) -> None:
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"{reduction!r} is not a valid value for reduction")
+
+
+def reduce(values, reduction: str, divisor=None, *, extended=False):
+    """Sum or divide a per-element loss: 'mean' uses ``divisor`` (numel when None)."""
+    _check_reduction(reduction)
+    values = core.to_work(values)
+    if reduction == "none":
+        return core.finish(values, extended)
+    total = np.sum(values, dtype=core.WORK)
+    if reduction == "sum":
+        return core.finish(total, extended)
+    divisor = core.WORK(values.size) if divisor is None else core.to_work(divisor)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return core.finish(total / divisor, extended)
+
+
+def _class_weight_view(weight, ndim: int) -> np.ndarray:
+    w = core.to_work(weight)
+    if ndim <= 1:
+        return w
+    shape = [1] * ndim
+    shape[1] = w.shape[0]
+    return w.reshape(shape)
+
+
+def cross_entropy_unreduced(input, target, weight=None, ignore_index=-100, label_smoothing=0.0, *, extended=False):
+    """The per-element loss of ``cross_entropy`` (what reduction='none' returns)."""
+    x = np.asarray(input)
+    t = np.asarray(target)
+    dim = class_dim(x.ndim)
+    n_classes = x.shape[dim]
+    e = core.WORK(label_smoothing)
+    if not 0.0 <= label_smoothing <= 1.0:
+        raise ValueError(f"label_smoothing must be between 0.0 and 1.0. Got: {label_smoothing}")
+    if weight is not None and np.shape(weight) != (n_classes,):
+        raise ValueError(f"weight tensor should be defined either for all {n_classes} classes or no classes")
+    nls = core.neg_log_softmax(x, axis=dim, extended=True)
+    if x.shape == t.shape:
+        if t.dtype.kind not in "f" and t.dtype.name != "bfloat16":
+            raise ValueError(f"Expected floating point type for target with class probabilities, got {t.dtype}")
+        if ignore_index >= 0:
+            raise ValueError("ignore_index is not supported for floating point target")
+        probs = core.to_work(t) * (1 - e) + e / n_classes
+        if weight is not None:
+            probs = probs * _class_weight_view(weight, x.ndim)
+        return core.finish(np.sum(core.mul0(probs, nls), axis=dim), extended)
+    ignored = t == ignore_index
+    safe_target = np.where(ignored, 0, t)
+    safe_target = core.check_class_indices(safe_target, n_classes)
+    picked = np.take_along_axis(nls, np.expand_dims(safe_target, dim), axis=dim).squeeze(dim)
+    w = core.to_work(np.ones(n_classes) if weight is None else weight)
+    loss = w[safe_target] * picked
+    if label_smoothing > 0:
+        smooth = np.sum(core.mul0(np.broadcast_to(_class_weight_view(w, x.ndim), nls.shape), nls), axis=dim)
+        loss = (1 - e) * loss + e / n_classes * smooth
+    return core.finish(np.where(ignored, core.WORK(0), loss), extended)
+
+
+def cross_entropy_divisor(input, target, weight=None, ignore_index=-100):
+    """What reduction='mean' divides by: the rows for probability targets, the
+    summed class weights of the kept targets for class indices."""
+    x = np.asarray(input)
+    t = np.asarray(target)
+    dim = class_dim(x.ndim)
+    if x.shape == t.shape:
+        return core.WORK(x.size // x.shape[dim]) if x.size else core.WORK(np.nan)
+    return class_index_divisor(t, weight, ignore_index)
+
+
+def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean", label_smoothing=0.0,
+                  *, extended=False):
+    """torch.nn.functional.cross_entropy."""
+    _check_reduction(reduction)
+    values = cross_entropy_unreduced(input, target, weight, ignore_index, label_smoothing, extended=True)
+    divisor = cross_entropy_divisor(input, target, weight, ignore_index)
+    return reduce(values, reduction, divisor, extended=extended)
+
+
+def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean", *, extended=False):
+    """torch.nn.functional.nll_loss on log-probabilities ``input``."""
+    _check_reduction(reduction)
+    logp = np.asarray(input)
+    t = np.asarray(target)
+    dim = class_dim(logp.ndim)
+    n_classes = logp.shape[dim]
+    ignored = t == ignore_index
+    safe_target = core.check_class_indices(np.where(ignored, 0, t), n_classes)
+    picked = np.take_along_axis(core.to_work(logp), np.expand_dims(safe_target, dim), axis=dim).squeeze(dim)
+    w = core.to_work(np.ones(n_classes) if weight is None else weight)
+    values = np.where(ignored, core.WORK(0), -w[safe_target] * picked)
+    return reduce(values, reduction, class_index_divisor(t, weight, ignore_index), extended=extended)
+
+
+def class_index_divisor(target, weight=None, ignore_index=-100):
+    """The 'mean' divisor for class-index targets: summed weights of kept targets."""
+    kept = np.asarray(target) != ignore_index
+    if weight is None:
+        return core.WORK(np.count_nonzero(kept))
+    w = core.to_work(weight)
+    return np.sum(w[np.where(kept, target, 0)][kept], dtype=core.WORK)
+
+
+def binary_cross_entropy_unreduced(input, target, weight=None, *, extended=False):
+    """The per-element loss of ``binary_cross_entropy``, log terms clamped at -100."""
+    p = core.to_work(input)
+    z = core.to_work(target)
+    if p.shape != z.shape:
+        raise ValueError(f"Using a target size ({z.shape}) that is different to the input size ({p.shape})")
+    if np.any((p < 0) | (p > 1)):
+        raise ValueError("all elements of input should be between 0 and 1")
+    clamp = core.WORK(LOG_CLAMP)
+    log_p = np.maximum(core.log_probabilities(p), clamp)
+    log_1mp = np.maximum(core.log1m_probabilities(p), clamp)
+    loss = -(z * log_p + (core.WORK(1) - z) * log_1mp)
+    if weight is not None:
+        loss = loss * core.to_work(weight)
+    return core.finish(loss, extended)
+
+
+def binary_cross_entropy(input, target, weight=None, reduction="mean", *, extended=False):
+    """torch.nn.functional.binary_cross_entropy (probabilities, log clamped at -100)."""
+    _check_reduction(reduction)
+    values = binary_cross_entropy_unreduced(input, target, weight, extended=True)
+    return reduce(values, reduction, _numel_divisor(values), extended=extended)
+
+
+def binary_cross_entropy_with_logits_unreduced(input, target, weight=None, pos_weight=None, *, extended=False):
+    """The per-element loss of ``binary_cross_entropy_with_logits``."""
+    x = core.to_work(input)
+    z = core.to_work(target)
+    if x.shape != z.shape:
+        raise ValueError(f"Target size ({z.shape}) must be the same as input size ({x.shape})")
+    positive = z if pos_weight is None else z * core.to_work(pos_weight)
+    loss = core.mul0(positive, core.softplus(-x)) + core.mul0(core.WORK(1) - z, core.softplus(x))
+    if weight is not None:
+        loss = loss * core.to_work(weight)
+    return core.finish(loss, extended)
+
+
+def binary_cross_entropy_with_logits(input, target, weight=None, reduction="mean", pos_weight=None,
+                                     *, extended=False):
+    """torch.nn.functional.binary_cross_entropy_with_logits."""
+    _check_reduction(reduction)
+    values = binary_cross_entropy_with_logits_unreduced(input, target, weight, pos_weight, extended=True)
+    return reduce(values, reduction, _numel_divisor(values), extended=extended)
+
+
+def _numel_divisor(values):
+    return core.WORK(np.size(values)) if np.size(values) else core.WORK(np.nan)

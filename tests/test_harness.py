@@ -1,0 +1,148 @@
+"""Self-tests of the harness: ids, markers, skips, failures that tell the whole
+story, selection by -k without importing other frameworks, and the reports."""
+
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conformance import divergences as divergence_data
+from conformance.bindings import Binding
+from conformance.runner import failure_message, run_value_check
+from conformance.suite import Check, build, check_id, skip_reason
+
+pytestmark = pytest.mark.selftest
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def suite():
+    return build()
+
+
+def _check(suite, case_id, binding_id, dtype="float32"):
+    return next(c for c in suite.checks if c.case.id == case_id and c.binding.id == binding_id and c.dtype == dtype)
+
+
+def test_ids_read_family_case_binding_dtype(suite):
+    check = _check(suite, "article1_sparse_rows", "torch:nn.functional.cross_entropy")
+    assert check.id == "sparse_softmax-article1_sparse_rows-torch:nn.functional.cross_entropy-float32"
+    assert len({c.id for c in suite.checks}) == len(suite.checks)
+
+
+def test_markers_carry_framework_dtype_and_tags(suite):
+    check = _check(suite, "article2_sparse_logits",
+                   "tensorflow:keras.losses.SparseCategoricalCrossentropy(from_logits=True)", "float64")
+    assert {"tensorflow", "keras", "float64", "published"} <= set(check.markers)
+
+
+def test_every_framework_check_id_names_its_framework(suite):
+    for check in suite.checks:
+        assert check.binding.framework in check.id
+
+
+def test_a_missing_framework_is_a_skip_with_the_reason(suite):
+    binding = dataclasses.replace(suite.bindings["torch:nn.functional.cross_entropy"], requires=("no_such_torch",))
+    case = _check(suite, "article1_sparse_rows", "torch:nn.functional.cross_entropy").case
+    reason = skip_reason(case, binding, "float32")
+    assert "no_such_torch is not installed" in reason and "pip install" in reason
+
+
+def test_an_unsupported_option_is_a_skip_with_the_reason(suite):
+    case = dataclasses.replace(_check(suite, "article1_sparse_rows", "torch:nn.functional.cross_entropy").case,
+                               options={"ignore_class": 1})
+    assert "has no option 'ignore_class'" in skip_reason(case, suite.bindings["torch:nn.functional.cross_entropy"],
+                                                        "float32")
+
+
+def _perturbed(binding: Binding, relative: float) -> Binding:
+    """A framework that is wrong by ``relative``, built on the reference itself."""
+
+    def call(problem):
+        exact = np.asarray(binding.reference(problem), dtype=np.float64)
+        return (exact * (1 + relative)).astype(problem.dtype)
+
+    return dataclasses.replace(binding, call=call)
+
+
+# ids without framework words: -k <framework> must not select self-tests
+@pytest.mark.parametrize("binding_id, case_id", [
+    pytest.param("torch:nn.functional.cross_entropy", "random_class_rows", id="pt-class-indices"),
+    pytest.param("tensorflow:nn.softmax_cross_entropy_with_logits", "article1_one_hot_rows", id="tf-soft-labels"),
+    pytest.param("tensorflow:keras.losses.CategoricalCrossentropy", "article2_categorical_probs",
+                 id="k3-categorical-probs"),
+    pytest.param("torch:nn.functional.binary_cross_entropy", "random_probabilities_elementwise",
+                 id="pt-binary-probs"),
+])
+def test_a_framework_wrong_by_1e5_fails_and_says_why(suite, binding_id, case_id):
+    original = _check(suite, case_id, binding_id)
+    check = dataclasses.replace(original, binding=_perturbed(original.binding, 1e-5))
+    outcome = run_value_check(check)
+    assert not outcome.verdict.ok
+    message = failure_message(check, outcome)
+    for part in (original.binding.api, case_id, "float32", "expected", "got", "ULP", "bound", "eps"):
+        assert part in message
+
+
+def test_the_exact_value_rounded_passes(suite):
+    original = _check(suite, "random_class_rows", "torch:nn.functional.cross_entropy")
+    assert run_value_check(dataclasses.replace(original, binding=_perturbed(original.binding, 0.0))).verdict.ok
+
+
+def test_a_divergence_matching_nothing_is_stale(suite):
+    ghost = divergence_data.Divergence("ghost", ("sigmoid-no_such_case-*",), "a reason long enough", "nowhere")
+    assert divergence_data.stale([ghost, *suite.divergences], [c.id for c in suite.checks]) == [ghost]
+
+
+def test_no_shipped_divergence_is_stale(suite):
+    assert suite.stale_divergences() == []
+
+
+def _pytest(*args, cwd=ROOT, timeout=600):
+    env = {**os.environ, "PYTHONHASHSEED": "0"}
+    return subprocess.run([sys.executable, "-m", "pytest", "-o", "addopts=", "-p", "no:cacheprovider", *args],
+                          cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env)
+
+
+@pytest.mark.parametrize("word, binding_prefixes", [
+    pytest.param("tensorflow", ("tensorflow:",), id="tf"),
+    pytest.param("keras", ("tensorflow:keras.",), id="k3"),
+    pytest.param("torch", ("torch:",), id="pt"),
+])
+def test_selection_by_framework_word(word, binding_prefixes, tmp_path):
+    result = _pytest("--collect-only", "-q", "-k", word, f"--reports-dir={tmp_path}")
+    ids = [line for line in result.stdout.splitlines() if "::" in line]
+    assert ids, result.stdout + result.stderr
+    for node_id in ids:
+        assert any(f"-{prefix}" in node_id for prefix in binding_prefixes), node_id
+
+
+def test_selecting_one_framework_imports_no_other(tmp_path):
+    script = (
+        "import sys, pytest\n"
+        f"code = pytest.main(['-o', 'addopts=', '-p', 'no:cacheprovider', '-q', '-k', 'torch and article3',"
+        f" '--reports-dir={tmp_path}', 'tests/test_conformance.py'])\n"
+        "print('IMPORTED', sorted(m for m in ('tensorflow', 'keras', 'jax') if m in sys.modules))\n"
+        "sys.exit(code)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert "IMPORTED []" in result.stdout, result.stdout[-3000:] + result.stderr[-3000:]
+    assert result.returncode == 0
+
+
+def test_reports_are_written(tmp_path):
+    junit, html = tmp_path / "junit.xml", tmp_path / "report.html"
+    result = _pytest("-q", "-k", "article3 and float64", f"--junitxml={junit}", f"--html={html}",
+                     "--self-contained-html", f"--reports-dir={tmp_path}", "tests/test_conformance.py")
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert junit.exists() and html.exists()
+    parity = json.loads((tmp_path / "parity.json").read_text())
+    assert parity["totals"]["passed"] >= 3
+    assert all("max_ulp" in check for check in parity["checks"] if check["outcome"] == "passed")
+    assert "torch" in (tmp_path / "parity.md").read_text()
+    assert 'name="max_ulp"' in junit.read_text()

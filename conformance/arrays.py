@@ -10,7 +10,7 @@ exactly one key naming the recipe:
 * ``fill: {shape, value}``
 * ``arange: {shape, start=0}`` (``start, start+1, ...`` reshaped)
 * ``one_hot: {indices: <array>, depth}`` (an out-of-range index is a zero row)
-* ``softmax: <array>`` (probabilities from logits along the last axis)
+* ``softmax: <array>`` or ``softmax: {of: <array>, axis}`` (probabilities from logits, last axis by default)
 * ``scaled: {array: <array>, by}`` (multiplies an array)
 
 Seeds make every generated array the same on every machine (NumPy's PCG64).
@@ -120,9 +120,12 @@ def _one_hot(params):
 
 
 def _softmax(params):
+    axis = -1
+    if isinstance(params, dict) and "of" in params:
+        params, axis = params["of"], int(params.get("axis", -1))
     logits = build(params)
-    shifted = np.exp(logits - logits.max(axis=-1, keepdims=True))
-    return shifted / shifted.sum(axis=-1, keepdims=True)
+    shifted = np.exp(logits - logits.max(axis=axis, keepdims=True))
+    return shifted / shifted.sum(axis=axis, keepdims=True)
 
 
 def _scaled(params):

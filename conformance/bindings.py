@@ -90,13 +90,19 @@ class Binding:
     doc: str = ""
     notes: Mapping[str, str] = field(default_factory=dict)
     gradient: Callable[[Problem], Mapping[str, np.ndarray]] | None = None
+    # the per-element intermediate scale, where the family's does not fit the
+    # binding's algorithm (see conformance.tolerance)
+    scale: Callable[[Problem], np.ndarray] | None = None
+    # applies only to cases whose ``bindings`` filter names it (not by framework
+    # label alone): for APIs that need options a plain case does not set
+    opt_in: bool = False
 
     def unsupported_option(self, name: str, value: Any) -> str | None:
         """Why this binding cannot take ``name=value``, or None if it can."""
         if name not in self.options:
             return self.notes.get(name, f"{self.api} has no option {name!r}")
         allowed = self.options[name]
-        if allowed is None or value in allowed:
+        if allowed is None or value in allowed or (isinstance(value, str) and value == "default"):
             return None
         return self.notes.get(name, f"{self.api} does not take {name}={value!r} (takes {sorted(map(str, allowed))})")
 

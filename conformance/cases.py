@@ -205,9 +205,10 @@ def _expand(label: str, raw: dict, defaults: dict) -> list[Case]:
         return [Case(id=case_id, options=fixed, **common)]
     expanded = []
     names = list(grid_values)
-    for point in itertools.product(*(grid_values[name] for name in names)):
-        chosen = {name: value for name, value in zip(names, point) if value is not None}
-        suffix = vocabulary.tokens(chosen) or "plain"
+    token_lists = {name: vocabulary.grid_tokens(name, grid_values[name]) for name in names}
+    for indices in itertools.product(*(range(len(grid_values[name])) for name in names)):
+        chosen = {name: grid_values[name][i] for name, i in zip(names, indices) if grid_values[name][i] is not None}
+        suffix = vocabulary.join({name: token_lists[name][i] for name, i in zip(names, indices)}) or "plain"
         expanded.append(Case(id=f"{case_id}@{suffix}", options={**fixed, **chosen}, **common))
     return expanded
 

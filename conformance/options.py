@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 DEFAULT = "default"
 
 # name -> (kind, id token). Array-valued options print their token alone.
@@ -40,12 +42,12 @@ FLOAT_ARRAY_OPTIONS = ("weight", "pos_weight", "sample_weight", "alpha")
 def token(name: str, value: Any) -> str:
     """The id token for one option setting, from a fixed vocabulary."""
     kind, prefix = VOCABULARY[name]
+    if kind == "array" or (kind == "float_or_array" and isinstance(value, (list, dict, np.ndarray))):
+        return prefix
     if name == "reduction":
         return f"reduction_{value}" if value == DEFAULT else str(value)
     if value == DEFAULT:
         return f"{prefix}_default"
-    if kind == "array" or (kind == "float_or_array" and isinstance(value, (list, dict))):
-        return prefix
     if kind == "bool":
         return prefix if value else f"not_{prefix}"
     return f"{prefix}{_number(value)}"
@@ -57,7 +59,28 @@ def _number(value) -> str:
     return str(value)
 
 
+def grid_tokens(name: str, values: list) -> list[str]:
+    """Tokens for each value of one grid option; several arrays of one option
+    are told apart by their place: weight1, weight2."""
+    plain = [token(name, value) for value in values if value is not None]
+    tokens_ = []
+    arrays_seen = 0
+    for value in values:
+        if value is None:
+            tokens_.append("")
+            continue
+        text = token(name, value)
+        if plain.count(text) > 1:
+            arrays_seen += 1
+            text = f"{text}{arrays_seen}"
+        tokens_.append(text)
+    return tokens_
+
+
+def join(parts_by_name: dict[str, str]) -> str:
+    """'weight+ignore_index-100+ls0.1+mean': in vocabulary order, reduction last."""
+    return "+".join(parts_by_name[name] for name in VOCABULARY if parts_by_name.get(name))
+
+
 def tokens(options: dict[str, Any]) -> str:
-    """'weight+ignore_index-100+ls0.1+mean': options in vocabulary order, reduction last."""
-    parts = [token(name, options[name]) for name in VOCABULARY if name in options]
-    return "+".join(parts)
+    return join({name: token(name, value) for name, value in options.items()})

@@ -24,7 +24,7 @@ from conformance.suite import FRAMEWORK_MARKERS, build
 
 DTYPE_MARKERS = ("float16", "bfloat16", "float32", "float64")
 TAG_MARKERS = ("published", "extreme", "seed", "grid", "tiny", "special", "lm", "large", "shapes", "behaviour",
-               "gradient", "property", "selftest", "crosscheck")
+               "gradient", "property", "selftest", "crosscheck", "parity")
 SUITE_ERROR = pytest.StashKey[str]()
 
 
@@ -75,13 +75,51 @@ def pytest_generate_tests(metafunc):
         metafunc.parametrize(fixture, [pytest.param(check, id=check.id, marks=_marks(check)) for check in checks])
 
 
+COLLECTED_KEYS = pytest.StashKey[set]()
+
+
+def item_key(item) -> str:
+    """How divergence data names a test that is not a check: 'function:param-id'."""
+    callspec = getattr(item, "callspec", None)
+    return f"{item.originalname}:{callspec.id}" if callspec else item.originalname
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(session, config, items):
+    """Known divergences also apply to tests that are not checks (the
+    cross-checks), matched on 'function:param-id'; runs before -k deselects."""
+    keys = config.stash.setdefault(COLLECTED_KEYS, set())
+    try:
+        suite = build(str(Path(config.getoption("cases_dir")).resolve()), tuple(config.getoption("bindings")))
+    except (CaseError, BindingError):
+        return
+    from conformance.divergences import first_match
+
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        if callspec is not None and ("value_check" in callspec.params or "behaviour_check" in callspec.params):
+            continue
+        key = item_key(item)
+        keys.add(key)
+        entry = first_match(suite.divergences, key)
+        if entry is not None:
+            item.add_marker(pytest.mark.xfail(reason=entry.xfail_reason(), strict=entry.strict, raises=AssertionError))
+
+
 def pytest_terminal_summary(terminalreporter, config):
     try:
         suite = build(str(Path(config.getoption("cases_dir")).resolve()), tuple(config.getoption("bindings")))
     except (CaseError, BindingError):
         return
-    stale = suite.stale_divergences()
-    if stale:
+    keys = config.stash.get(COLLECTED_KEYS, set())
+    stale = [entry for entry in suite.stale_divergences() if not any(entry.matches(key) for key in keys)]
+    if stale and _whole_suite(config):
         terminalreporter.write_sep("=", "stale divergences", yellow=True)
         for entry in stale:
             terminalreporter.write_line(f"{entry.id}: matches no check ({', '.join(entry.match)})")
+
+
+def _whole_suite(config) -> bool:
+    """Stale entries mean something only when every test file was collected
+    (-k and -m deselect after the divergences are matched, so they do not count)."""
+    return not config.args or [Path(a).resolve() for a in config.args] == [Path(config.rootpath, "tests").resolve()]

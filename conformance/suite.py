@@ -59,13 +59,15 @@ def check_id(case: Case, binding: Binding, dtype: str) -> str:
 
 def applies(case: Case, binding: Binding) -> bool:
     """Same family, and inside the case's ``bindings`` filter if it has one
-    (patterns match binding ids or framework labels)."""
+    (patterns match binding ids or framework labels; an opt-in binding must be
+    matched by its id)."""
     if binding.family != case.family:
         return False
     if not case.bindings:
+        return not binding.opt_in
+    if any(fnmatch.fnmatchcase(binding.id, pattern) for pattern in case.bindings):
         return True
-    return any(fnmatch.fnmatchcase(binding.id, pattern) or fnmatch.fnmatchcase(binding.framework, pattern)
-               for pattern in case.bindings)
+    return not binding.opt_in and any(fnmatch.fnmatchcase(binding.framework, pattern) for pattern in case.bindings)
 
 
 def behaviour_for(case: Case, binding: Binding):

@@ -17,6 +17,7 @@ import numpy as np
 
 from conformance.bindings import Binding, Problem
 from conformance.frameworks import pick, split_batches
+from conformance.tolerance import binary_focal_scale, categorical_focal_scale
 from reference import core
 from reference.conventions import keras as ref_keras
 from reference.conventions import tensorflow as ref_tf
@@ -117,13 +118,20 @@ TF_NN = [
 class KerasLoss:
     """One Keras cross-entropy (binary, categorical, sparse) in its three forms."""
 
-    def __init__(self, kind, class_name, function_name, families, function_options, metric_options):
+    def __init__(self, kind, class_name, function_name, families, function_options, metric_options=None,
+                 scale=None, opt_in=False):
         self.kind = kind
         self.class_name = class_name
         self.function_name = function_name
         self.families = families  # from_logits -> family
         self.function_options = function_options
-        self.metric_options = metric_options
+        self.metric_options = metric_options  # None: Keras has no metric of it
+        self.scale = scale
+        self.opt_in = opt_in
+
+    def forms(self):
+        forms = [_class_binding, _function_binding]
+        return forms + ([_metric_binding] if self.metric_options is not None else [])
 
     def reference_function(self, problem: Problem, from_logits: bool, names) -> np.ndarray:
         function = getattr(ref_keras, self.function_name)
@@ -185,7 +193,7 @@ def _keras_reduction(problem: Problem):
 
 def _per_example(loss: KerasLoss, values, problem: Problem):
     """Per-element family values to the Keras function's output shape."""
-    if loss.kind == "binary":
+    if loss.kind in ("binary", "binary_focal"):
         return np.mean(core.to_work(values), axis=problem.options.get("axis", -1))
     if loss.kind == "sparse" and "ignore_class" in problem.options:
         return np.where(loss.mask(problem), core.to_work(values), core.WORK(0))
@@ -267,7 +275,7 @@ def _keras_binding(name, loss: KerasLoss, from_logits, call, reference, reduce, 
         family=loss.families[from_logits], call=call, reference=reference, reduce=reduce, dtypes=DTYPES,
         options={**options, **({"axis": {-1}} if loss.kind == "sparse" and "axis" in options else {})},
         defaults=defaults or {}, requires=("tensorflow",), markers=("keras",), doc=KERAS_DOCS,
-        notes={"axis": f"tf.{name} supports only axis=-1 (sparse labels)" if loss.kind == "sparse"
+        scale=loss.scale, opt_in=loss.opt_in, notes={"axis": f"tf.{name} supports only axis=-1 (sparse labels)" if loss.kind == "sparse"
                else f"tf.{name} has no axis option", **(notes or {})},
     )
 
@@ -281,13 +289,20 @@ KERAS_LOSSES = [
     KerasLoss("sparse", "SparseCategoricalCrossentropy", "sparse_categorical_crossentropy",
               {True: "sparse_softmax", False: "sparse_categorical_probs"}, ("ignore_class", "axis"),
               ("ignore_class", "axis")),
+    KerasLoss("binary_focal", "BinaryFocalCrossentropy", "binary_focal_crossentropy",
+              {True: "sigmoid", False: "binary_probs"},
+              ("apply_class_balancing", "alpha", "gamma", "label_smoothing", "axis"),
+              scale=binary_focal_scale, opt_in=True),
+    KerasLoss("categorical_focal", "CategoricalFocalCrossentropy", "categorical_focal_crossentropy",
+              {True: "softmax", False: "categorical_probs"}, ("alpha", "gamma", "label_smoothing", "axis"),
+              scale=categorical_focal_scale, opt_in=True),
 ]
 
 KERAS = [
     make(loss, from_logits)
     for loss in KERAS_LOSSES
     for from_logits in (False, True)
-    for make in (_class_binding, _function_binding, _metric_binding)
+    for make in loss.forms()
 ]
 
 BINDINGS = TF_NN + KERAS

@@ -221,3 +221,69 @@ def metric_mean(batches, *, extended=False):
         total += np.sum(weighted, dtype=core.WORK)
         count += np.sum(weights, dtype=core.WORK)
     return core.finish(total / count if count != 0 else core.WORK(0), extended)
+
+
+def _sigmoid_pair(logits):
+    """``(sigmoid(x), 1 - sigmoid(x))`` exactly, the complement as sigmoid(-x)."""
+    x = core.to_work(logits)
+    with np.errstate(over="ignore"):
+        return 1 / (1 + np.exp(-x)), 1 / (1 + np.exp(x))
+
+
+def binary_focal_crossentropy_elementwise(y_true, y_pred, apply_class_balancing=False, alpha=0.25, gamma=2.0,
+                                          from_logits=False, label_smoothing=0.0, epsilon=EPSILON):
+    """Keras' binary focal loss before its mean over ``axis``, in WORK precision:
+    ``w (1 - p_t)**gamma * bce(clip(p))`` with ``p_t = z p + (1 - z)(1 - p)`` on the
+    unclipped ``p`` (``sigmoid(x)``, exact, when from_logits) and
+    ``w = z alpha + (1 - z)(1 - alpha)`` when balancing."""
+    z = _smooth_binary(core.to_work(y_true), label_smoothing)
+    predictions = np.asarray(y_pred)
+    if from_logits:
+        p, one_minus_p = _sigmoid_pair(predictions)
+    else:
+        p = core.to_work(predictions)
+        one_minus_p = 1 - p
+    low, high = clip_bounds(predictions.dtype, epsilon)
+    clipped = np.clip(p, low, high)
+    bce = -(core.mul0(z, np.log(clipped)) + core.mul0(1 - z, np.log1p(-clipped)))
+    one_minus_p_t = z * one_minus_p + (1 - z) * p
+    with np.errstate(divide="ignore", invalid="ignore"):
+        focal = np.power(one_minus_p_t, core.WORK(gamma)) * bce
+    if apply_class_balancing:
+        focal = (z * core.WORK(alpha) + (1 - z) * (1 - core.WORK(alpha))) * focal
+    return focal
+
+
+def binary_focal_crossentropy(y_true, y_pred, apply_class_balancing=False, alpha=0.25, gamma=2.0,
+                              from_logits=False, label_smoothing=0.0, axis=-1, *, epsilon=EPSILON, extended=False):
+    """keras.losses.binary_focal_crossentropy."""
+    values = binary_focal_crossentropy_elementwise(y_true, y_pred, apply_class_balancing, alpha, gamma, from_logits,
+                                                   label_smoothing, epsilon)
+    return core.finish(np.mean(values, axis=axis), extended)
+
+
+def categorical_focal_crossentropy(y_true, y_pred, alpha=0.25, gamma=2.0, from_logits=False, label_smoothing=0.0,
+                                   axis=-1, *, epsilon=EPSILON, extended=False):
+    """keras.losses.categorical_focal_crossentropy: ``sum_c alpha_c (1 - q_c)**gamma
+    (-y_c log q_c)`` with ``q`` the prediction renormalised by its sum and clipped
+    (``softmax(x)``, exact, when from_logits)."""
+    y = _smooth_categorical(core.to_work(y_true), label_smoothing, axis)
+    predictions = np.asarray(y_pred)
+    if from_logits:
+        p = np.exp(-core.neg_log_softmax(predictions, axis=axis, extended=True))
+    else:
+        p = core.to_work(predictions)
+    total = np.sum(p, axis=axis, keepdims=True)
+    renormalised = p / total
+    complement = (total - p) / total  # 1 - q, summed from the other classes' share
+    low, high = clip_bounds(predictions.dtype, epsilon)
+    clipped = np.clip(renormalised, low, high)
+    complement = np.where(clipped == renormalised, complement, 1 - clipped)
+    alpha_values = core.to_work(alpha)
+    if alpha_values.ndim:
+        shape = [1] * p.ndim
+        shape[axis] = alpha_values.shape[0]
+        alpha_values = alpha_values.reshape(shape)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        per_class = alpha_values * np.power(complement, core.WORK(gamma)) * -core.mul0(y, np.log(clipped))
+    return core.finish(np.sum(per_class, axis=axis), extended)

@@ -27,7 +27,7 @@ from conformance.bindings import FAMILIES, prediction_name
 
 CASES_DIR = Path(__file__).resolve().parent.parent / "cases"
 SCHEMA_PATH = CASES_DIR / "schema.json"
-DEFAULT_DTYPES = ("float32", "float64")
+DEFAULT_DTYPES = ("float16", "bfloat16", "float32", "float64")
 # Words that -k selects by: a case id holding one would leak into that selection.
 RESERVED_WORDS = ("torch", "tensorflow", "keras", "jax", "optax", "numpy", "naive",
                   "float16", "bfloat16", "float32", "float64")
@@ -163,6 +163,21 @@ def _check_id(label, case_id) -> None:
             raise CaseError(label, case_id, "id", f"must not contain {word!r}: -k {word} would select it")
 
 
+def _check_representable(label, case_id, inputs, dtypes) -> None:
+    """A finite input that overflows a listed dtype would silently become inf."""
+    from conformance.dtypes import round_to
+
+    for name, value in inputs.items():
+        if value.dtype.kind != "f":
+            continue
+        for dtype in dtypes:
+            with np.errstate(over="ignore"):
+                rounded = round_to(value, dtype).astype(np.float64)
+            if np.any(np.isfinite(value) & ~np.isfinite(rounded)):
+                raise CaseError(label, case_id, f"inputs.{name}",
+                                f"overflows {dtype}; list the dtypes that hold it in 'dtypes'")
+
+
 def _expand(label: str, raw: dict, defaults: dict) -> list[Case]:
     case_id = raw["id"]
     _check_id(label, case_id)
@@ -201,6 +216,7 @@ def _expand(label: str, raw: dict, defaults: dict) -> list[Case]:
         tolerance_reason=tolerance.get("reason", ""),
         expect=dict(raw.get("expect") or {}),
     )
+    _check_representable(label, case_id, inputs, common["dtypes"])
     if not grid_values:
         return [Case(id=case_id, options=fixed, **common)]
     expanded = []

@@ -15,12 +15,22 @@ The error in ULPs of the output dtype (against the exact value) is measured
 for every element and reported beside the verdict.
 
 K, one number per dtype, is set from measurements of the frameworks on the
-suite's cases (figures in the README's "Tolerance model" section):
+suite's cases (the accuracy report prints the figures; "needed K" is the
+smallest K that would pass a check):
 
-* float64 and float32: the worst measured well-scaled error is 3 ULP
-  (torch's float32 cross_entropy on soft labels); K = 8 leaves margin for
-  reductions over a few hundred elements and still fails a relative error
-  of 1e-5 in a float32 loss of order 1 (84 eps).
+* float64 and float32, K = 8: the worst needed K of a passing check is 5.1
+  (float32, soft-label sigmoid cross-entropy in torch and tf.nn.weighted) and
+  3.1 in float64; a relative error of 1e-5 in a float32 loss of order 1 is
+  84 eps and fails by ten times.
+* float16 and bfloat16, K = 1: the frameworks compute half-precision losses
+  through float32 (median error 0.4-0.5 ULP, a single rounding), so one eps
+  of the output format is room enough: the worst needed K of a passing check
+  is 0.85 (Keras' categorical cross-entropy on float16 probabilities, which
+  rounds its renormalisation to float16) with one per-case override (Keras'
+  categorical focal loss in bfloat16, 1.22, reason in its case). With K = 1 a
+  relative error of 1e-3 (1.02 eps) fails in float16 where nothing but the
+  loss is rounded; in bfloat16 it cannot be seen at all (half an ULP is 3.9e-3)
+  and 1e-2 (1.3 eps) fails.
 """
 
 from __future__ import annotations
@@ -37,8 +47,8 @@ from reference import core
 K = {
     "float64": 8.0,
     "float32": 8.0,
-    "float16": 8.0,
-    "bfloat16": 8.0,
+    "float16": 1.0,
+    "bfloat16": 1.0,
 }
 
 
@@ -116,6 +126,13 @@ def bound(exact: np.ndarray, scale: np.ndarray, dtype: str, k: float | None = No
     return k * fmt.eps * (np.abs(exact) + scale) + k * fmt.smallest_subnormal
 
 
+def _round(values, dtype: str) -> np.ndarray:
+    from conformance.dtypes import NUMPY
+
+    with np.errstate(over="ignore", invalid="ignore"):
+        return values.astype(np.float64).astype(NUMPY[dtype]).astype(core.WORK)
+
+
 def compare(got, exact, scale, dtype: str, k: float | None = None) -> Verdict:
     """Compares an output with the exact value under the model; NaN must meet
     NaN and an infinity the same infinity."""
@@ -126,6 +143,9 @@ def compare(got, exact, scale, dtype: str, k: float | None = None) -> Verdict:
         return Verdict(False, math.inf, math.inf, math.inf, (), math.inf, exact_w.size, exact_w.size,
                        f"shape {got_w.shape} where {exact_w.shape} was expected", math.nan, math.nan)
     with np.errstate(invalid="ignore", over="ignore"):
+        # an exact value beyond the format's range rounds to an infinity: that is the right answer
+        overflows = np.isfinite(exact_w) & np.isinf(_round(exact_w, dtype))
+        exact_w = np.where(overflows, _round(exact_w, dtype), exact_w)
         error = np.abs(got_w - exact_w)
         limits = bound(exact_w, scale_w, dtype, k)
         # a non-finite exact value allows no error at all: only itself matches

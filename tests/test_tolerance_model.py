@@ -63,6 +63,27 @@ class TestVerdicts:
         assert not verdict.ok
         assert verdict.n_failed > 0.9 * len(labels)
 
+    @pytest.mark.parametrize("dtype, relative", [("float16", 1e-3), ("bfloat16", 1e-2)])
+    def test_a_relative_error_of_an_eps_fails_in_half_precision(self, dtype, relative):
+        """Well scaled: sigmoid cross-entropy with labels 0 and 1 rounds nothing but the loss."""
+        from conformance.dtypes import round_to
+
+        rng = np.random.default_rng(2)
+        logits = round_to(rng.normal(scale=2.0, size=64), dtype)
+        labels = round_to(rng.integers(0, 2, size=64).astype(float), dtype)
+        problem = Problem("sigmoid", {"logits": logits, "labels": labels}, {}, dtype)
+        exact = reference.sigmoid_cross_entropy(logits, labels, extended=True)
+        scale = family_scale(problem)
+        assert compare(round_to(exact.astype(np.float64), dtype), exact, scale, dtype).ok
+        wrong = round_to((exact * (1 + relative)).astype(np.float64), dtype)
+        verdict = compare(wrong, exact, scale, dtype)
+        assert not verdict.ok and verdict.n_failed > len(logits) // 4
+
+    def test_an_overflowing_exact_value_rounds_to_inf(self):
+        exact = np.array([1.2e5, 6.0e4], dtype=core.WORK)
+        assert compare(np.array([np.inf, 6.0e4], np.float16), exact, np.zeros(2), "float16").ok
+        assert not compare(np.array([65504.0, 6.0e4], np.float16), exact, np.zeros(2), "float16").ok
+
     def test_correctly_rounded_float32_passes_with_room(self):
         rng = np.random.default_rng(1)
         logits = rng.normal(size=(32, 10)).astype(np.float32)

@@ -89,7 +89,10 @@ class Binding:
     markers: tuple[str, ...] = ()
     doc: str = ""
     notes: Mapping[str, str] = field(default_factory=dict)
+    # d sum(output) / d input by the framework's autodiff, by input name; and the
+    # exact gradient as {name: (gradient, scale)} (see reference.gradients)
     gradient: Callable[[Problem], Mapping[str, np.ndarray]] | None = None
+    reference_gradient: Callable[[Problem], Mapping[str, tuple]] | None = None
     # the per-element intermediate scale, where the family's does not fit the
     # binding's algorithm (see conformance.tolerance)
     scale: Callable[[Problem], np.ndarray] | None = None

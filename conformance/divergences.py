@@ -35,6 +35,7 @@ SCHEMA = {
                     "source": {"type": "string", "minLength": 5},
                     "strict": {"type": "boolean", "default": True},
                     "kind": {"enum": ["semantics", "precision", "special-values", "dtype", "behaviour"]},
+                    "checks": {"enum": ["value", "gradient", "both"], "default": "value"},
                 },
             },
         }
@@ -50,8 +51,13 @@ class Divergence:
     source: str
     strict: bool = True
     kind: str = "semantics"
+    checks: str = "value"  # which checks of a matching id: value, gradient or both
 
-    def matches(self, check_id: str) -> bool:
+    def matches(self, check_id: str, check_kind: str | None = None) -> bool:
+        if check_kind is not None and self.checks != "both":
+            wanted = "gradient" if self.checks == "gradient" else ("value", "behaviour")
+            if check_kind not in wanted:
+                return False
         return any(fnmatch.fnmatchcase(check_id, pattern) for pattern in self.match)
 
     def xfail_reason(self) -> str:
@@ -69,7 +75,8 @@ def load(directory: Path = CASES_DIR) -> list[Divergence]:
         error = errors[0]
         raise CaseError(label, None, ".".join(str(p) for p in error.absolute_path) or None, error.message)
     entries = [Divergence(id=raw["id"], match=tuple(raw["match"]), reason=raw["reason"].strip(),
-                          source=raw["source"], strict=raw.get("strict", True), kind=raw.get("kind", "semantics"))
+                          source=raw["source"], strict=raw.get("strict", True), kind=raw.get("kind", "semantics"),
+                          checks=raw.get("checks", "value"))
                for raw in document["divergences"]]
     ids = [entry.id for entry in entries]
     duplicates = {i for i in ids if ids.count(i) > 1}
@@ -78,10 +85,11 @@ def load(directory: Path = CASES_DIR) -> list[Divergence]:
     return entries
 
 
-def first_match(divergences, check_id: str) -> Divergence | None:
-    return next((entry for entry in divergences if entry.matches(check_id)), None)
+def first_match(divergences, check_id: str, check_kind: str | None = None) -> Divergence | None:
+    return next((entry for entry in divergences if entry.matches(check_id, check_kind)), None)
 
 
 def stale(divergences, check_ids) -> list[Divergence]:
-    """Entries matching none of ``check_ids`` (all generated ids, not the selection)."""
-    return [entry for entry in divergences if not any(entry.matches(i) for i in check_ids)]
+    """Entries matching none of ``check_ids``, pairs (id, kind) of all generated
+    checks (not the selection)."""
+    return [entry for entry in divergences if not any(entry.matches(i, kind) for i, kind in check_ids)]

@@ -67,7 +67,7 @@ def _marks(check):
 
 
 def pytest_generate_tests(metafunc):
-    for fixture, kind in (("value_check", "value"), ("behaviour_check", "behaviour")):
+    for fixture, kind in (("value_check", "value"), ("behaviour_check", "behaviour"), ("gradient_check", "gradient")):
         if fixture not in metafunc.fixturenames:
             continue
         suite = suite_of(metafunc.config)
@@ -76,6 +76,7 @@ def pytest_generate_tests(metafunc):
 
 
 COLLECTED_KEYS = pytest.StashKey[set]()
+CHECK_FIXTURES = ("value_check", "behaviour_check", "gradient_check")
 
 
 def item_key(item) -> str:
@@ -97,7 +98,7 @@ def pytest_collection_modifyitems(session, config, items):
 
     for item in items:
         callspec = getattr(item, "callspec", None)
-        if callspec is not None and ("value_check" in callspec.params or "behaviour_check" in callspec.params):
+        if callspec is not None and any(name in callspec.params for name in CHECK_FIXTURES):
             continue
         key = item_key(item)
         keys.add(key)

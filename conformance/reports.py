@@ -94,7 +94,8 @@ class Recorder:
             callspec = getattr(item, "callspec", None)
             if callspec is None:
                 continue
-            check = callspec.params.get("value_check") or callspec.params.get("behaviour_check")
+            check = (callspec.params.get("value_check") or callspec.params.get("behaviour_check")
+                     or callspec.params.get("gradient_check"))
             if check is None:
                 continue
             item.user_properties.extend([

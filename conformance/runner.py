@@ -81,6 +81,41 @@ def run_value_check(check: Check) -> Outcome:
     return outcome
 
 
+def expected_gradient(check: Check, problem) -> dict:
+    reference = check.binding.reference_gradient
+    key = ("gradient", check.case.id, check.dtype, getattr(reference, "__qualname__", repr(reference)),
+           getattr(reference, "__module__", ""), check.binding.id, _options_key(problem.options))
+    if key not in _EXPECTED_CACHE:
+        _EXPECTED_CACHE[key] = {name: (np.asarray(grad, dtype=core.WORK), np.asarray(scale, dtype=core.WORK))
+                                for name, (grad, scale) in reference(problem).items()}
+    return _EXPECTED_CACHE[key]
+
+
+def run_gradient_check(check: Check) -> list[Outcome]:
+    """One outcome per differentiated input (the prediction, and the labels
+    where the API documents a gradient for them)."""
+    problem = make_problem(check.case, check.dtype, check.binding)
+    exact = expected_gradient(check, problem)
+    got = check.binding.gradient(problem)
+    outcomes = []
+    for name, (grad, scale) in exact.items():
+        if name not in got:
+            raise CheckFailure(f"{check.binding.api} gave no gradient for {name}")
+        value = np.asarray(got[name])
+        out_dtype = _output_dtype(value)
+        k = check.case.tolerance_k.get(out_dtype, K[out_dtype])
+        outcome = Outcome(f"{check.id}:d_{name}", grad, value, out_dtype, compare(value, grad, scale, out_dtype, k), k)
+        outcome.properties = properties(check, outcome)
+        outcomes.append(outcome)
+    return outcomes
+
+
+def worst(outcomes: list[Outcome]) -> Outcome:
+    failing = [o for o in outcomes if not o.verdict.ok]
+    pool = failing or outcomes
+    return max(pool, key=lambda o: o.verdict.worst_ratio)
+
+
 def properties(check: Check, outcome: Outcome) -> list[tuple[str, Any]]:
     verdict = outcome.verdict
     return [
@@ -123,8 +158,9 @@ def failure_message(check: Check, outcome: Outcome) -> str:
         outcome.expected) else outcome.got
     options = {name: (describe_array(value) if isinstance(value, np.ndarray) else value)
                for name, value in check.case.options.items()}
+    what = "its gradient " + outcome.check_id.rsplit(":", 1)[-1] if check.kind == "gradient" else "it"
     lines = [
-        f"{check.binding.api} does not match the reference on case {check.case.id!r} "
+        f"{check.binding.api}: {what} does not match the reference on case {check.case.id!r} "
         f"({check.case.family}, {check.dtype} inputs, {outcome.out_dtype} output)",
         f"  inputs:   {check.case.summary()} (rounded to {check.dtype})",
         f"  options:  {options or 'none'}",
@@ -132,10 +168,11 @@ def failure_message(check: Check, outcome: Outcome) -> str:
         f"{check.binding.reference.__qualname__})",
         f"  got:      {_show(outcome.got)}",
         f"  worst at index {worst}: expected {float(expected_at):.17g}, got {float(np.asarray(got_at, np.float64)):.17g}",
-        f"  error {verdict.max_abs_error:.3g} abs = {verdict.max_ulp:.4g} ULP of {outcome.out_dtype}; "
-        f"bound {verdict.bound_at_worst:.3g} = {outcome.k:g} * eps {fmt.eps:.3g} * (|loss| + scale "
+        f"    error {verdict.error_at_worst:.3g} = {verdict.ulp_at_worst:.4g} ULP of {outcome.out_dtype}; "
+        f"bound {verdict.bound_at_worst:.3g} = {outcome.k:g} * eps {fmt.eps:.3g} * (|exact| + scale "
         f"{verdict.scale_at_worst:.3g}) + {outcome.k:g} * {fmt.smallest_subnormal:.3g}",
-        f"  {verdict.problem}",
+        f"  over all elements: max error {verdict.max_abs_error:.3g}, max {verdict.max_ulp:.4g} ULP, "
+        f"median {verdict.median_ulp:.3g} ULP; {verdict.problem}",
     ]
     if check.case.source:
         lines.append(f"  case source: {check.case.source}")

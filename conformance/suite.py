@@ -32,7 +32,7 @@ class Check:
     case: Case
     binding: Binding
     dtype: str
-    kind: str  # 'value' or 'behaviour'
+    kind: str  # 'value', 'behaviour' or 'gradient'
     skip: str | None = None
     divergence: divergence_data.Divergence | None = None
 
@@ -50,7 +50,7 @@ class Suite:
     divergences: tuple[divergence_data.Divergence, ...]
 
     def stale_divergences(self):
-        return divergence_data.stale(self.divergences, [check.id for check in self.checks])
+        return divergence_data.stale(self.divergences, [(check.id, check.kind) for check in self.checks])
 
 
 def check_id(case: Case, binding: Binding, dtype: str) -> str:
@@ -78,6 +78,15 @@ def behaviour_for(case: Case, binding: Binding):
     return None
 
 
+def gradient_skip_reason(case: Case, binding: Binding, dtype: str) -> str | None:
+    if binding.gradient is None or binding.reference_gradient is None:
+        return binding.notes.get("gradient", f"{binding.api} has no gradient binding")
+    if binding.scale is not None and dtype == "float64":
+        return (f"the reference's gradient of {binding.api} is numerical (about 1e-13 relative), "
+                "too coarse to judge float64")
+    return skip_reason(case, binding, dtype)
+
+
 def skip_reason(case: Case, binding: Binding, dtype: str) -> str | None:
     missing = binding.missing_requirement()
     if missing:
@@ -103,7 +112,12 @@ def generate(cases, bindings: dict, divergences) -> list[Check]:
             for dtype in case.dtypes:
                 identifier = check_id(case, binding, dtype)
                 checks.append(Check(identifier, case, binding, dtype, kind, skip_reason(case, binding, dtype),
-                                    divergence_data.first_match(divergences, identifier)))
+                                    divergence_data.first_match(divergences, identifier, kind)))
+                if kind == "value":
+                    identifier += "-gradient"
+                    checks.append(Check(identifier, case, binding, dtype, "gradient",
+                                        gradient_skip_reason(case, binding, dtype),
+                                        divergence_data.first_match(divergences, identifier, "gradient")))
     ids = [check.id for check in checks]
     if len(set(ids)) != len(ids):
         duplicate = next(i for i in ids if ids.count(i) > 1)

@@ -117,6 +117,8 @@ class Verdict:
     problem: str  # empty when ok; else what broke (shape, NaN, bound)
     bound_at_worst: float
     scale_at_worst: float
+    error_at_worst: float = math.nan
+    ulp_at_worst: float = math.nan
 
 
 def bound(exact: np.ndarray, scale: np.ndarray, dtype: str, k: float | None = None) -> np.ndarray:
@@ -163,8 +165,11 @@ def compare(got, exact, scale, dtype: str, k: float | None = None) -> Verdict:
         worst_ratio = float(ratio.reshape(-1)[flat_worst])
         bound_at_worst = float(np.broadcast_to(limits, ratio.shape).reshape(-1)[flat_worst])
         scale_at_worst = float(np.broadcast_to(scale_w, ratio.shape).reshape(-1)[flat_worst])
+        error_at_worst = float(error.reshape(-1)[flat_worst])
+        ulp_at_worst = float(ulps.reshape(-1)[flat_worst])
     else:
         worst, worst_ratio, bound_at_worst, scale_at_worst = (), 0.0, 0.0, 0.0
+        error_at_worst = ulp_at_worst = 0.0
     finite_ulps = ulps[np.isfinite(ulps)]
     problem = ""
     if n_failed:
@@ -183,6 +188,8 @@ def compare(got, exact, scale, dtype: str, k: float | None = None) -> Verdict:
         problem=problem,
         bound_at_worst=bound_at_worst,
         scale_at_worst=scale_at_worst,
+        error_at_worst=error_at_worst,
+        ulp_at_worst=ulp_at_worst,
     )
 
 

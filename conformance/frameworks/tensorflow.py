@@ -6,7 +6,8 @@ the extra marker ``keras``. A Keras loss or metric object is built with
 ``dtype=`` the dtype under test, since Keras otherwise converts every input to
 ``floatx()`` (float32). ``reduction`` left out by a case means None (the
 per-example values); ``reduction: default`` means Keras' own default,
-'sum_over_batch_size'.
+'sum_over_batch_size'. Gradients (of the sum of the output, by GradientTape)
+are checked for every loss; metric objects are not differentiated.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from conformance.bindings import Binding, Problem
 from conformance.frameworks import pick, split_batches
 from conformance.tolerance import binary_focal_scale, categorical_focal_scale
 from reference import core
+from reference import gradients as ref_grad
 from reference.conventions import keras as ref_keras
 from reference.conventions import tensorflow as ref_tf
 
@@ -44,12 +46,41 @@ def to_numpy(value) -> np.ndarray:
     return np.asarray(value.numpy() if hasattr(value, "numpy") else value)
 
 
+def _prediction_name(problem: Problem) -> str:
+    return "logits" if "logits" in problem.inputs else "probs"
+
+
+def _caller(forward):
+    def call(problem: Problem):
+        return to_numpy(forward(problem, constant(problem.prediction), constant(problem.labels)))
+
+    return call
+
+
+def _taped(forward, with_labels=False):
+    """d sum(output) / d prediction (and labels) by GradientTape."""
+
+    def gradient(problem: Problem):
+        tf = _tf()
+        x, y = constant(problem.prediction), constant(problem.labels)
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            if with_labels:
+                tape.watch(y)
+            total = tf.reduce_sum(forward(problem, x, y))
+        targets = [x, y] if with_labels else [x]
+        grads = tape.gradient(total, targets)
+        names = [_prediction_name(problem)] + (["labels"] if with_labels else [])
+        return {name: to_numpy(grad) if grad is not None else np.zeros(np.shape(problem.inputs[name]))
+                for name, grad in zip(names, grads)}
+
+    return gradient
+
+
 # --- tf.nn --------------------------------------------------------------------
 
-def _call_softmax(problem: Problem):
-    tf = _tf()
-    return to_numpy(tf.nn.softmax_cross_entropy_with_logits(
-        labels=constant(problem.labels), logits=constant(problem.prediction), **pick(problem, ["axis"])))
+def _softmax(problem: Problem, x, y):
+    return _tf().nn.softmax_cross_entropy_with_logits(labels=y, logits=x, **pick(problem, ["axis"]))
 
 
 def _reference_softmax(problem: Problem):
@@ -57,31 +88,45 @@ def _reference_softmax(problem: Problem):
                                                     **pick(problem, ["axis"]))
 
 
-def _call_sparse(problem: Problem):
-    tf = _tf()
-    return to_numpy(tf.nn.sparse_softmax_cross_entropy_with_logits(
-        labels=constant(problem.labels), logits=constant(problem.prediction)))
+def _softmax_gradient(problem: Problem):
+    axis = problem.axis
+    return {"logits": ref_grad.softmax_family(problem.prediction, problem.labels, axis=axis),
+            "labels": ref_grad.softmax_labels(problem.prediction, axis=axis)}
+
+
+def _sparse(problem: Problem, x, y):
+    return _tf().nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=x)
 
 
 def _reference_sparse(problem: Problem):
     return ref_tf.sparse_softmax_cross_entropy_with_logits(problem.labels, problem.prediction, extended=True)
 
 
-def _call_sigmoid(problem: Problem):
-    tf = _tf()
-    return to_numpy(tf.nn.sigmoid_cross_entropy_with_logits(
-        labels=constant(problem.labels), logits=constant(problem.prediction)))
+def _one_hot(labels, n_classes) -> np.ndarray:
+    return (np.asarray(labels)[..., None] == np.arange(n_classes)).astype(np.float64)
+
+
+def _sparse_gradient(problem: Problem):
+    coefficients = _one_hot(problem.labels, problem.prediction.shape[-1])
+    return {"logits": ref_grad.softmax_family(problem.prediction, coefficients)}
+
+
+def _sigmoid(problem: Problem, x, y):
+    return _tf().nn.sigmoid_cross_entropy_with_logits(labels=y, logits=x)
 
 
 def _reference_sigmoid(problem: Problem):
     return ref_tf.sigmoid_cross_entropy_with_logits(problem.labels, problem.prediction, extended=True)
 
 
-def _call_weighted(problem: Problem):
-    tf = _tf()
-    return to_numpy(tf.nn.weighted_cross_entropy_with_logits(
-        labels=constant(problem.labels), logits=constant(problem.prediction),
-        pos_weight=constant(problem.options["pos_weight"])))
+def _sigmoid_gradient(problem: Problem):
+    z = core.to_work(problem.labels)
+    return {"logits": ref_grad.softplus_pair(problem.prediction, z, 1 - z)}
+
+
+def _weighted(problem: Problem, x, y):
+    return _tf().nn.weighted_cross_entropy_with_logits(labels=y, logits=x,
+                                                       pos_weight=constant(problem.options["pos_weight"]))
 
 
 def _reference_weighted(problem: Problem):
@@ -89,26 +134,35 @@ def _reference_weighted(problem: Problem):
                                                      problem.options["pos_weight"], extended=True)
 
 
+def _weighted_gradient(problem: Problem):
+    z = core.to_work(problem.labels)
+    pos_weight = core.to_work(problem.options["pos_weight"])
+    return {"logits": ref_grad.softplus_pair(problem.prediction, pos_weight * z, 1 - z)}
+
+
 def _reduce_weighted(values, problem: Problem):
     pos_weight = np.max(np.abs(core.to_work(problem.options["pos_weight"])))
     return core.to_work(values) * max(core.WORK(1), pos_weight)
 
 
-def _tf_nn(name, family, call, reference, options=None, defaults=None, notes=None, reduce=None):
+def _tf_nn(name, family, forward, reference, reference_gradient, options=None, defaults=None, notes=None,
+           reduce=None, label_gradient=False):
     return Binding(
-        id=f"tensorflow:nn.{name}", api=f"tf.nn.{name}", framework="tensorflow", family=family, call=call,
-        reference=reference, dtypes=DTYPES, options=options or {}, defaults=defaults or {}, reduce=reduce,
-        requires=("tensorflow",), doc=f"{TF_DOCS}/{name}", notes=notes or {},
+        id=f"tensorflow:nn.{name}", api=f"tf.nn.{name}", framework="tensorflow", family=family,
+        call=_caller(forward), reference=reference, dtypes=DTYPES, options=options or {},
+        defaults=defaults or {}, reduce=reduce, requires=("tensorflow",), doc=f"{TF_DOCS}/{name}",
+        notes=notes or {}, gradient=_taped(forward, label_gradient), reference_gradient=reference_gradient,
     )
 
 
 TF_NN = [
-    _tf_nn("softmax_cross_entropy_with_logits", "softmax", _call_softmax, _reference_softmax, {"axis": None}),
-    _tf_nn("sparse_softmax_cross_entropy_with_logits", "sparse_softmax", _call_sparse, _reference_sparse,
-           {"axis": {-1}},
+    _tf_nn("softmax_cross_entropy_with_logits", "softmax", _softmax, _reference_softmax, _softmax_gradient,
+           {"axis": None}, label_gradient=True),
+    _tf_nn("sparse_softmax_cross_entropy_with_logits", "sparse_softmax", _sparse, _reference_sparse,
+           _sparse_gradient, {"axis": {-1}},
            notes={"axis": "tf.nn.sparse_softmax_cross_entropy_with_logits takes classes on the last axis only"}),
-    _tf_nn("sigmoid_cross_entropy_with_logits", "sigmoid", _call_sigmoid, _reference_sigmoid),
-    _tf_nn("weighted_cross_entropy_with_logits", "sigmoid", _call_weighted, _reference_weighted,
+    _tf_nn("sigmoid_cross_entropy_with_logits", "sigmoid", _sigmoid, _reference_sigmoid, _sigmoid_gradient),
+    _tf_nn("weighted_cross_entropy_with_logits", "sigmoid", _weighted, _reference_weighted, _weighted_gradient,
            {"pos_weight": None}, defaults={"pos_weight": np.array(1.0)}, reduce=_reduce_weighted),
 ]
 
@@ -116,7 +170,7 @@ TF_NN = [
 # --- Keras --------------------------------------------------------------------
 
 class KerasLoss:
-    """One Keras cross-entropy (binary, categorical, sparse) in its three forms."""
+    """One Keras cross-entropy (binary, categorical, sparse, focal) in its forms."""
 
     def __init__(self, kind, class_name, function_name, families, function_options, metric_options=None,
                  scale=None, opt_in=False):
@@ -160,33 +214,6 @@ def _reduction_argument(problem: Problem) -> dict:
     return {"reduction": None if reduction == "none" else reduction}
 
 
-def _class_binding(loss: KerasLoss, from_logits: bool) -> Binding:
-    names = loss.function_options
-
-    def call(problem: Problem):
-        cls = getattr(_keras().losses, loss.class_name)
-        instance = cls(from_logits=from_logits, dtype=problem.dtype, **pick(problem, names),
-                       **_reduction_argument(problem))
-        sample_weight = _sample_weight(problem)
-        kwargs = {} if sample_weight is None else {"sample_weight": constant(sample_weight)}
-        return to_numpy(instance(constant(problem.labels), constant(problem.prediction), **kwargs))
-
-    def reference(problem: Problem):
-        values = loss.reference_function(problem, from_logits, names)
-        return ref_keras.reduce_loss(values, _sample_weight(problem), _keras_reduction(problem), loss.mask(problem),
-                                     extended=True)
-
-    def reduce(values, problem: Problem):
-        values = _per_example(loss, values, problem)
-        weight = _sample_weight(problem)
-        weight = None if weight is None else np.abs(core.to_work(weight))
-        return ref_keras.reduce_loss(values, weight, _keras_reduction(problem), loss.mask(problem), extended=True)
-
-    return _keras_binding(f"keras.losses.{loss.class_name}", loss, from_logits, call, reference, reduce,
-                          {**{n: None for n in names}, "reduction": KERAS_REDUCTIONS, "sample_weight": None},
-                          defaults={"reduction": "none"})
-
-
 def _keras_reduction(problem: Problem):
     return problem.options.get("reduction", "sum_over_batch_size")
 
@@ -200,13 +227,124 @@ def _per_example(loss: KerasLoss, values, problem: Problem):
     return core.to_work(values)
 
 
+def _output_shape(loss: KerasLoss, problem: Problem) -> tuple:
+    """The shape of the Keras function's values (before any Loss reduction)."""
+    prediction = np.asarray(problem.prediction)
+    if loss.kind in ("binary", "binary_focal"):
+        return np.delete(np.array(prediction.shape), problem.options.get("axis", -1) % prediction.ndim).tolist()
+    if loss.kind == "sparse":
+        return list(ref_keras.squeeze_sparse_labels(problem.labels, prediction, problem.axis).shape)
+    return np.delete(np.array(prediction.shape), problem.axis % prediction.ndim).tolist()
+
+
+def keras_gradient(loss: KerasLoss, from_logits: bool, problem: Problem, coefficients) -> dict:
+    """The exact gradient of sum(c * values) for the Keras function's values,
+    ``coefficients`` c shaped like them (1 for the function form, the Loss
+    object's reduction weights otherwise)."""
+    c = core.to_work(coefficients)
+    options = problem.options
+    name = "logits" if from_logits else "probs"
+    if loss.kind in ("binary_focal", "categorical_focal"):
+        def total(prediction):
+            moved = Problem(problem.family, {**problem.inputs, name: prediction}, options, problem.dtype)
+            return c * loss.reference_function(moved, from_logits, loss.function_options)
+        grad = ref_grad.numeric(total, problem.prediction)
+        return {name: (grad, np.abs(grad) / _probability_spread(loss, from_logits, problem))}
+    prediction = np.asarray(problem.prediction)
+    if loss.kind == "binary":
+        axis = options.get("axis", -1)
+        weight = np.expand_dims(c, axis) / prediction.shape[axis]
+        z = core.to_work(problem.labels)
+        if options.get("label_smoothing"):
+            e = core.WORK(options["label_smoothing"])
+            z = z * (1 - e) + e / 2
+        if from_logits:
+            return {name: ref_grad.softplus_pair(prediction, weight * z, weight * (1 - z))}
+        low, high = ref_keras.clip_bounds(prediction.dtype)
+        p = core.to_work(prediction)
+        active = (p >= low) & (p <= high)
+        return {name: ref_grad.log_pair(p, weight * z, weight * (1 - z), active, active)}
+    axis = problem.axis
+    if loss.kind == "categorical":
+        y = core.to_work(problem.labels)
+        if options.get("label_smoothing"):
+            e = core.WORK(options["label_smoothing"])
+            y = y * (1 - e) + e / y.shape[axis]
+        a = np.expand_dims(c, axis) * y
+        if from_logits:
+            return {name: ref_grad.softmax_family(prediction, a, axis=axis)}
+        p = core.to_work(prediction)
+        q = p / np.sum(p, axis=axis, keepdims=True)
+        low, high = ref_keras.clip_bounds(prediction.dtype)
+        return {name: ref_grad.categorical_probabilities(p, a, (q >= low) & (q <= high), axis=axis)}
+    labels = ref_keras.squeeze_sparse_labels(problem.labels, prediction, axis)
+    mask = loss.mask(problem)
+    keep = np.ones(labels.shape, bool) if mask is None else mask
+    weight = c * keep
+    safe = np.where(keep, labels, 0)
+    if from_logits:
+        return {name: ref_grad.softmax_family(prediction, weight[..., None] * _one_hot(safe, prediction.shape[-1]))}
+    p = core.to_work(prediction)
+    low, high = ref_keras.clip_bounds(prediction.dtype)
+    return {name: ref_grad.sparse_categorical_probabilities(np.clip(p, low, high), safe, weight,
+                                                            (p >= low) & (p <= high))}
+
+
+def _probability_spread(loss: KerasLoss, from_logits: bool, problem: Problem) -> np.ndarray:
+    """p (1 - p) of the probability each element's gradient runs through: the
+    autodiff chain of a loss on probabilities divides by p and 1 - p, whose
+    rounding carries a relative eps max(1, p / (1 - p), (1 - p) / p)."""
+    x = core.to_work(problem.prediction)
+    if loss.kind == "binary_focal":
+        p = 1 / (1 + np.exp(-x)) if from_logits else x
+    else:
+        axis = problem.axis
+        p = np.exp(-core.neg_log_softmax(x, axis=axis, extended=True)) if from_logits else x / np.sum(
+            x, axis=axis, keepdims=True)
+    low, high = ref_keras.clip_bounds(np.asarray(problem.prediction).dtype)
+    p = np.clip(p, low, high)
+    return p * (1 - p)
+
+
+def _class_binding(loss: KerasLoss, from_logits: bool) -> Binding:
+    names = loss.function_options
+
+    def forward(problem: Problem, x, y):
+        cls = getattr(_keras().losses, loss.class_name)
+        instance = cls(from_logits=from_logits, dtype=problem.dtype, **pick(problem, names),
+                       **_reduction_argument(problem))
+        sample_weight = _sample_weight(problem)
+        kwargs = {} if sample_weight is None else {"sample_weight": constant(sample_weight)}
+        return instance(y, x, **kwargs)
+
+    def reference(problem: Problem):
+        values = loss.reference_function(problem, from_logits, names)
+        return ref_keras.reduce_loss(values, _sample_weight(problem), _keras_reduction(problem), loss.mask(problem),
+                                     extended=True)
+
+    def reduce(values, problem: Problem):
+        values = _per_example(loss, values, problem)
+        weight = _sample_weight(problem)
+        weight = None if weight is None else np.abs(core.to_work(weight))
+        return ref_keras.reduce_loss(values, weight, _keras_reduction(problem), loss.mask(problem), extended=True)
+
+    def reference_gradient(problem: Problem):
+        coefficients = ref_keras.reduction_coefficients(_output_shape(loss, problem), _sample_weight(problem),
+                                                        _keras_reduction(problem), loss.mask(problem))
+        return keras_gradient(loss, from_logits, problem, coefficients)
+
+    return _keras_binding(f"keras.losses.{loss.class_name}", loss, from_logits, _caller(forward), reference, reduce,
+                          {**{n: None for n in names}, "reduction": KERAS_REDUCTIONS, "sample_weight": None},
+                          defaults={"reduction": "none"}, gradient=_taped(forward),
+                          reference_gradient=reference_gradient)
+
+
 def _function_binding(loss: KerasLoss, from_logits: bool) -> Binding:
     names = loss.function_options
 
-    def call(problem: Problem):
+    def forward(problem: Problem, x, y):
         function = getattr(_keras().losses, loss.function_name)
-        return to_numpy(function(constant(problem.labels), constant(problem.prediction), from_logits=from_logits,
-                                 **pick(problem, names)))
+        return function(y, x, from_logits=from_logits, **pick(problem, names))
 
     def reference(problem: Problem):
         return loss.reference_function(problem, from_logits, names)
@@ -214,8 +352,12 @@ def _function_binding(loss: KerasLoss, from_logits: bool) -> Binding:
     def reduce(values, problem: Problem):
         return _per_example(loss, values, problem)
 
-    return _keras_binding(f"keras.losses.{loss.function_name}", loss, from_logits, call, reference, reduce,
-                          {n: None for n in names})
+    def reference_gradient(problem: Problem):
+        return keras_gradient(loss, from_logits, problem, np.ones(_output_shape(loss, problem)))
+
+    return _keras_binding(f"keras.losses.{loss.function_name}", loss, from_logits, _caller(forward), reference,
+                          reduce, {n: None for n in names}, gradient=_taped(forward),
+                          reference_gradient=reference_gradient)
 
 
 def _metric_binding(loss: KerasLoss, from_logits: bool) -> Binding:
@@ -242,8 +384,7 @@ def _metric_binding(loss: KerasLoss, from_logits: bool) -> Binding:
             part = Problem(problem.family, {"labels": labels, _prediction_name(problem): predictions},
                            problem.options, problem.dtype)
             values = loss.reference_function(part, from_logits, names)
-            mask = loss.mask(part)
-            parts.append((values, _masked_weights(weights, mask)))
+            parts.append((values, _masked_weights(weights, loss.mask(part))))
         return ref_keras.metric_mean(parts, extended=True)
 
     def reduce(values, problem: Problem):
@@ -254,11 +395,8 @@ def _metric_binding(loss: KerasLoss, from_logits: bool) -> Binding:
 
     return _keras_binding(f"keras.metrics.{loss.class_name}", loss, from_logits, call, reference, reduce,
                           {**{n: None for n in names}, "sample_weight": None, "metric_batches": None},
-                          notes={"reduction": f"tf.keras.metrics.{loss.class_name} always averages over samples"})
-
-
-def _prediction_name(problem: Problem) -> str:
-    return "logits" if "logits" in problem.inputs else "probs"
+                          notes={"reduction": f"tf.keras.metrics.{loss.class_name} always averages over samples",
+                                 "gradient": "metric objects keep state and are not differentiated"})
 
 
 def _masked_weights(weights, mask):
@@ -268,14 +406,16 @@ def _masked_weights(weights, mask):
     return mask if weights is None else core.to_work(weights) * mask
 
 
-def _keras_binding(name, loss: KerasLoss, from_logits, call, reference, reduce, options, defaults=None, notes=None):
+def _keras_binding(name, loss: KerasLoss, from_logits, call, reference, reduce, options, defaults=None, notes=None,
+                   gradient=None, reference_gradient=None):
     suffix = "(from_logits=True)" if from_logits else ""
     return Binding(
         id=f"tensorflow:{name}{suffix}", api=f"tf.{name}{suffix}", framework="tensorflow",
         family=loss.families[from_logits], call=call, reference=reference, reduce=reduce, dtypes=DTYPES,
         options={**options, **({"axis": {-1}} if loss.kind == "sparse" and "axis" in options else {})},
         defaults=defaults or {}, requires=("tensorflow",), markers=("keras",), doc=KERAS_DOCS,
-        scale=loss.scale, opt_in=loss.opt_in, notes={"axis": f"tf.{name} supports only axis=-1 (sparse labels)" if loss.kind == "sparse"
+        scale=loss.scale, opt_in=loss.opt_in, gradient=gradient, reference_gradient=reference_gradient,
+        notes={"axis": f"tf.{name} supports only axis=-1 (sparse labels)" if loss.kind == "sparse"
                else f"tf.{name} has no axis option", **(notes or {})},
     )
 

@@ -175,25 +175,46 @@ def loss_weights(values, sample_weight=None, mask=None, reduction="sum_over_batc
     return weights
 
 
+def _weights_and_divisor(values, sample_weight, reduction, mask):
+    """Loss.__call__'s effective weights (None for none) and its mean divisor."""
+    weights = loss_weights(values, sample_weight, mask, reduction)
+    if weights is not None:
+        values, weights = _squeeze_or_expand(values, weights)
+    if reduction == "mean_with_sample_weight" and weights is not None:
+        divisor = np.sum(weights, dtype=core.WORK)
+    else:
+        shape = values.shape if weights is None else np.broadcast_shapes(values.shape, weights.shape)
+        divisor = core.WORK(int(np.prod(shape)))
+    return values, weights, divisor
+
+
 def reduce_loss(values, sample_weight=None, reduction="sum_over_batch_size", mask=None, *, extended=False):
     """keras.losses.Loss.__call__'s weighting and reduction of loss values."""
     if reduction not in REDUCTIONS:
         raise ValueError(f"Invalid value for argument `reduction`. Received: reduction={reduction}")
-    values = core.to_work(values)
-    weights = loss_weights(values, sample_weight, mask, reduction)
+    values, weights, divisor = _weights_and_divisor(core.to_work(values), sample_weight, reduction, mask)
     if weights is not None:
-        values, weights = _squeeze_or_expand(values, weights)
         values = values * weights
     if reduction in (None, "none") or values.shape in ((), (0,)):
         return core.finish(values, extended)
     total = np.sum(values, dtype=core.WORK)
     if reduction == "sum":
         return core.finish(total, extended)
-    if reduction == "mean_with_sample_weight" and weights is not None:
-        divisor = np.sum(weights, dtype=core.WORK)
-    else:
-        divisor = core.WORK(values.size)
     return core.finish(total / divisor if divisor != 0 else core.WORK(0), extended)
+
+
+def reduction_coefficients(values_shape, sample_weight=None, reduction="sum_over_batch_size", mask=None):
+    """c with Loss.__call__(values) = c * values (reduction None) or sum(c * values):
+    the derivative of the reduced loss with respect to each loss value."""
+    ones = np.ones(values_shape, dtype=core.WORK)
+    shaped, weights, divisor = _weights_and_divisor(ones, sample_weight, reduction, mask)
+    coefficients = np.ones(shaped.shape, core.WORK) if weights is None else np.broadcast_to(
+        weights, np.broadcast_shapes(shaped.shape, weights.shape)) * core.WORK(1)
+    if reduction in (None, "none", "sum") or tuple(values_shape) in ((), (0,)):
+        return coefficients.reshape(values_shape) if coefficients.size == ones.size else coefficients
+    scale = core.WORK(1) / divisor if divisor != 0 else core.WORK(0)
+    coefficients = coefficients * scale
+    return coefficients.reshape(values_shape) if coefficients.size == ones.size else coefficients
 
 
 def metric_mean(batches, *, extended=False):

@@ -1,0 +1,136 @@
+"""Exact gradients of the losses, in extended precision, with their error scale.
+
+Every loss in scope is linear in a few per-element terms once its labels and
+options are fixed, so its gradient has a closed form in the coefficients of
+those terms (which a framework convention supplies):
+
+* softmax families: ``L = sum_c a_c (-log softmax(x)_c)``, so
+  ``dL/dx = A softmax(x) - a`` with ``A = sum_c a_c`` (the row sum);
+* sigmoid: ``L = alpha softplus(-x) + beta softplus(x)``, so
+  ``dL/dx = -alpha sigmoid(-x) + beta sigmoid(x) = (alpha + beta) sigmoid(x) - alpha``;
+* binary on probabilities: ``L = -(alpha log p + beta log(1 - p))``, so
+  ``dL/dp = -alpha / p + beta / (1 - p)``, a term dropping out where the
+  convention clips or clamps it (its derivative there is 0);
+* categorical on probabilities (Keras): ``L = -sum_c a_c log(q_c)`` with
+  ``q = p / sum(p)`` (then clipped), so ``dL/dp_j = -a_j / p_j + (sum_c a_c) / sum(p)``
+  over the classes the clip leaves alone;
+* sparse categorical on probabilities (Keras): ``L = b (log sum_c clip(p_c) - log clip(p_y))``.
+
+Each function returns ``(gradient, scale)``: the scale is the sum of the
+absolute values of the terms of the standard formula (``softmax(x) - y``,
+``sigmoid(x) - z``), the size of what a framework rounds on the way, for the
+tolerance model.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from reference import core
+
+
+def _sigmoid(x):
+    with np.errstate(over="ignore"):
+        return 1 / (1 + np.exp(-x))
+
+
+def softmax_family(logits, coefficients, axis=-1):
+    """``A softmax(x) - a`` along ``axis``, and its scale ``|A| p (1 + |log p|) + |a|``:
+    ``p`` comes from an exponential of a rounded ``x - max x`` (or of a rounded
+    ``log p``), so its relative error grows with ``|log p|``."""
+    neg_log_p = core.neg_log_softmax(logits, axis=axis, extended=True)
+    p = np.exp(-neg_log_p)
+    a = core.to_work(coefficients)
+    total = np.sum(a, axis=axis, keepdims=True)
+    with np.errstate(invalid="ignore"):
+        growth = 1 + np.where(np.isfinite(neg_log_p), neg_log_p, core.WORK(0))
+        return total * p - a, np.abs(total) * p * growth + np.abs(a)
+
+
+def softmax_labels(logits, axis=-1):
+    """d/dy of ``-sum_c y_c log softmax(x)_c``: ``-log softmax(x)``, with the scale
+    of the log-sum-exp that computes it, ``|max x| + |x_c| + 1``."""
+    neg_log_p = core.neg_log_softmax(logits, axis=axis, extended=True)
+    x = core.to_work(logits)
+    finite = np.where(np.isfinite(x), np.abs(x), core.WORK(0))
+    top = np.max(finite, axis=axis, keepdims=True)
+    return neg_log_p, top + finite + 1
+
+
+def softplus_pair(logits, alpha, beta):
+    """Gradient of ``alpha softplus(-x) + beta softplus(x)``, which the standard
+    form computes as ``(alpha + beta) sigmoid(x) - alpha`` (sigmoid(x) - z for
+    plain labels): its scale is ``|alpha + beta| sigmoid(x) + |alpha|``."""
+    x = core.to_work(logits)
+    alpha, beta = core.to_work(alpha), core.to_work(beta)
+    positive, negative = _sigmoid(x), _sigmoid(-x)
+    grad = core.mul0(beta, positive) - core.mul0(alpha, negative)
+    return grad, np.abs(core.mul0(alpha + beta, positive)) + np.abs(alpha)
+
+
+def log_pair(probs, alpha, beta, active_positive=True, active_negative=True):
+    """Gradient of ``-(alpha log p + beta log(1 - p))`` where the terms are active;
+    its scale counts both label weights against both terms, since a framework
+    forms ``1 - z`` (and ``1 - p``) by subtracting at the size of 1."""
+    p = core.to_work(probs)
+    alpha = np.where(active_positive, core.to_work(alpha), core.WORK(0))
+    beta = np.where(active_negative, core.to_work(beta), core.WORK(0))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        first = core.mul0(alpha, 1 / p)
+        second = core.mul0(beta, 1 / (1 - p))
+        size = np.abs(alpha) + np.abs(beta)
+        scale = core.mul0(np.where(active_positive, size, core.WORK(0)), 1 / p) + core.mul0(
+            np.where(active_negative, size, core.WORK(0)), 1 / (1 - p))
+    return second - first, scale
+
+
+def categorical_probabilities(probs, coefficients, active, axis=-1):
+    """Gradient of ``-sum_c a_c log(p_c / sum p)`` over the active (unclipped) classes."""
+    p = core.to_work(probs)
+    a = np.where(active, core.to_work(coefficients), core.WORK(0))
+    total_p = np.sum(p, axis=axis, keepdims=True)
+    total_a = np.sum(a, axis=axis, keepdims=True)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        own = core.mul0(a, 1 / p)
+        shared = total_a / total_p
+    return shared - own, np.abs(shared) + np.abs(own)
+
+
+def sparse_categorical_probabilities(clipped, labels, weights, active, axis=-1):
+    """Gradient of ``b (log sum_c clip(p_c) - log clip(p_y))`` along ``axis``;
+    ``clipped`` holds clip(p), ``active`` marks the entries the clip left alone."""
+    q = np.moveaxis(core.to_work(clipped), axis, -1)
+    on = np.moveaxis(np.asarray(active), axis, -1)
+    b = core.to_work(weights)[..., None]
+    target = np.arange(q.shape[-1]) == np.asarray(labels)[..., None]
+    total = np.sum(q, axis=-1, keepdims=True)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        shared = np.where(on, b / total, core.WORK(0))
+        own = np.where(target & on, b / q, core.WORK(0))
+        # the softmax of log(q) that frameworks differentiate exponentiates a
+        # rounded log: relative error grows with |log(q / total)|
+        growth = 1 + np.abs(np.log(q / total))
+    grad, scale = shared - own, np.abs(shared) * growth + np.abs(own)
+    return np.moveaxis(grad, -1, axis), np.moveaxis(scale, -1, axis)
+
+
+def numeric(function, values, *, step=1e-3):
+    """d sum(function(x)) / dx by central differences with one Richardson step,
+    in extended precision: accurate to about 1e-13 relative, for conventions
+    without a closed form here (focal losses). Not fine enough for float64."""
+    x = core.to_work(values)
+    grad = np.empty(x.shape, dtype=core.WORK)
+    flat = x.reshape(-1)
+    for index in range(flat.size):
+        # relative to the value: a probability of 1e-3 needs a step far below it
+        h = core.WORK(step) * (abs(flat[index]) if flat[index] != 0 else core.WORK(1))
+
+        def at(delta):
+            moved = flat.copy()
+            moved[index] += delta
+            return np.sum(core.to_work(function(moved.reshape(x.shape))))
+
+        coarse = (at(h) - at(-h)) / (2 * h)
+        fine = (at(h / 2) - at(-h / 2)) / h
+        grad.reshape(-1)[index] = (4 * fine - coarse) / 3
+    return grad

@@ -121,14 +121,21 @@ class Recorder:
         if record is not None and "outcome" not in record:
             record["outcome"] = "passed"
 
+    def directory(self) -> Path:
+        directory = Path(self.config.getoption("reports_dir"))
+        return directory if directory.is_absolute() else Path(self.config.rootpath) / directory
+
     def pytest_sessionfinish(self, session, exitstatus):
         if self.is_worker:
             return
-        directory = Path(self.config.getoption("reports_dir"))
-        if not directory.is_absolute():
-            directory = Path(self.config.rootpath) / directory
-        write_parity(directory, list(self.records.values()), interrupted=bool(session.shouldstop or
-                                                                                 exitstatus == 2))
+        interrupted = bool(session.shouldstop) or exitstatus == 2
+        records = list(self.records.values())
+        write_parity(self.directory(), records, interrupted=interrupted)
+        write_accuracy(self.directory(), records, interrupted=interrupted)
+
+    def pytest_html_results_summary(self, prefix, summary, postfix):
+        """A section of the HTML report: the accuracy table's worst cells."""
+        prefix.append(accuracy_html(accuracy_rows(list(self.records.values()))))
 
 
 def _cell_key(record) -> tuple[str, str, str]:
@@ -201,3 +208,116 @@ def parity_markdown(document) -> str:
                      f"{c['failed'] + c['error']} | {c['xfailed']} | {c['xpassed']} | {c['skipped']} | {worst} | "
                      f"{cell['worst_case'] or ''} |")
     return "\n".join(lines) + "\n"
+
+
+# --- accuracy ----------------------------------------------------------------------------------------------
+
+MEASURED = ("passed", "failed", "xfailed", "xpassed")
+
+
+def accuracy_rows(records) -> list[dict[str, Any]]:
+    """One row per framework x API x dtype x quantity (loss, gradient): max and
+    median ULP error against the exact value, the worst case, the contract."""
+    cells: dict[tuple, list] = defaultdict(list)
+    for record in records:
+        if record.get("kind") not in ("value", "gradient") or record.get("outcome") not in MEASURED:
+            continue
+        if not isinstance(record.get("max_ulp"), (int, float, str)) or "max_ulp" not in record:
+            continue
+        quantity = "gradient" if record["kind"] == "gradient" else "loss"
+        cells[(record["framework"], record["binding"], record["dtype"], quantity)].append(record)
+    rows = []
+    for (framework, binding, dtype, quantity), group in sorted(cells.items()):
+        worst = max(group, key=lambda r: _number(r.get("max_ulp")))
+        medians = sorted((_number(r.get("median_ulp")), int(r.get("n_elements", 1) or 1)) for r in group)
+        rows.append({
+            "framework": framework, "binding": binding, "api": group[0].get("api", ""), "dtype": dtype,
+            "quantity": quantity, "checks": len(group),
+            "max_ulp": _number(worst.get("max_ulp")),
+            "median_ulp": _weighted_median(medians),
+            "worst_case": worst["case"],
+            "worst_bound_use": max(_number(r.get("bound_ratio")) for r in group),
+            "contract_held": all(r["outcome"] == "passed" for r in group),
+            "known_divergences": sum(1 for r in group if r["outcome"] in ("xfailed", "xpassed")),
+            "failed": sum(1 for r in group if r["outcome"] == "failed"),
+        })
+    return rows
+
+
+def _number(value) -> float:
+    if isinstance(value, (int, float)):
+        return float(value)
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.inf
+
+
+def _weighted_median(pairs) -> float:
+    total = sum(weight for _, weight in pairs)
+    running = 0
+    for value, weight in pairs:
+        running += weight
+        if running * 2 >= total:
+            return value
+    return 0.0
+
+
+def _ulp_text(value: float) -> str:
+    if not math.isfinite(value):
+        return "inf"
+    return f"{value:.2f}" if value < 100 else f"{value:.3g}"
+
+
+def write_accuracy(directory: Path, records, interrupted: bool = False) -> None:
+    rows = accuracy_rows(records)
+    directory.mkdir(parents=True, exist_ok=True)
+    document = {"environment": environment(), "interrupted": interrupted,
+                "rows": [{k: _plain(v) for k, v in row.items()} for row in rows]}
+    (directory / "accuracy.json").write_text(json.dumps(document, indent=1, default=str) + "\n")
+    (directory / "accuracy.md").write_text(accuracy_markdown(rows, interrupted))
+
+
+def accuracy_markdown(rows, interrupted: bool = False) -> str:
+    lines = [
+        "# Accuracy against the exact value",
+        "",
+        "Error in ULPs of the output dtype against the reference's exact value on the inputs rounded to the",
+        "dtype, over every element of every check of the cell: max, and the median (per check, weighted by",
+        "elements). *Bound use* is the largest |error| / bound of the tolerance model (over 1 fails).",
+        "*Contract* is yes when every check of the cell passed; known divergences (strict xfails) say no.",
+        "" if not interrupted else "\n**The run was interrupted: these figures are partial.**\n",
+        "| framework | API | dtype | quantity | checks | max ULP | median ULP | bound use | worst case | contract |",
+        "| --- | --- | --- | --- | ---: | ---: | ---: | ---: | --- | --- |",
+    ]
+    for row in rows:
+        contract = "yes" if row["contract_held"] else (
+            f"no ({row['known_divergences']} known divergence{'s' if row['known_divergences'] != 1 else ''}"
+            + (f", {row['failed']} failed" if row["failed"] else "") + ")")
+        lines.append(f"| {row['framework']} | `{row['binding'].split(':', 1)[1]}` | {row['dtype']} | {row['quantity']} | "
+                     f"{row['checks']} | {_ulp_text(row['max_ulp'])} | {_ulp_text(row['median_ulp'])} | "
+                     f"{row['worst_bound_use']:.2g} | {row['worst_case']} | {contract} |")
+    return "\n".join(lines) + "\n"
+
+
+def accuracy_html(rows) -> str:
+    """A compact table for the pytest-html report (framework x dtype x quantity)."""
+    from html import escape
+
+    summary: dict[tuple, dict] = {}
+    for row in rows:
+        key = (row["framework"], row["dtype"], row["quantity"])
+        cell = summary.setdefault(key, {"max": 0.0, "case": "", "binding": "", "held": True, "checks": 0})
+        cell["checks"] += row["checks"]
+        cell["held"] = cell["held"] and row["contract_held"]
+        if row["max_ulp"] >= cell["max"]:
+            cell.update(max=row["max_ulp"], case=row["worst_case"], binding=row["binding"])
+    body = "".join(
+        f"<tr><td>{escape(f)}</td><td>{escape(d)}</td><td>{escape(q)}</td><td>{c['checks']}</td>"
+        f"<td>{_ulp_text(c['max'])}</td><td>{escape(c['binding'])} on {escape(c['case'])}</td>"
+        f"<td>{'yes' if c['held'] else 'no'}</td></tr>"
+        for (f, d, q), c in sorted(summary.items()))
+    return ("<h2>Accuracy against the exact value</h2><p>Worst ULP error per framework, dtype and quantity "
+            "(reports/accuracy.md has every API).</p><table class='accuracy'><tr><th>framework</th><th>dtype</th>"
+            "<th>quantity</th><th>checks</th><th>max ULP</th><th>worst</th><th>contract held</th></tr>"
+            f"{body}</table>")

@@ -132,6 +132,7 @@ def properties(check: Check, outcome: Outcome) -> list[tuple[str, Any]]:
         ("max_abs_error", _finite_or_text(verdict.max_abs_error)),
         ("bound_ratio", _finite_or_text(verdict.worst_ratio)),
         ("worst_index", list(verdict.worst_index)),
+        ("n_elements", verdict.n_elements),
         ("k", outcome.k),
         ("contract_held", verdict.ok),
     ]

@@ -160,3 +160,9 @@ def test_reports_are_written(tmp_path):
     assert all("max_ulp" in check for check in parity["checks"] if check["outcome"] == "passed")
     assert "torch" in (tmp_path / "parity.md").read_text()
     assert 'name="max_ulp"' in junit.read_text()
+
+
+def test_the_readme_lists_every_divergence(suite):
+    text = (ROOT / "README.md").read_text()
+    for entry in suite.divergences:
+        assert f"`{entry.id}`" in text, f"README's known divergences lack {entry.id}"

@@ -31,6 +31,22 @@ class Observation:
 
     raised: BaseException | None
     value: np.ndarray | None
+    matched_reference: bool | None = None
+
+    def cell(self) -> str:
+        """A short matrix cell: 'raises IndexError', '= reference', 'NaN', '[NaN, ref, inf]'."""
+        if self.raised is not None:
+            return f"raises {type(self.raised).__name__}"
+        if self.matched_reference:
+            return "= reference"
+        value = np.asarray(self.value, dtype=np.float64).reshape(-1)
+        if value.size == 0:
+            return "empty"
+        names = ["NaN" if np.isnan(v) else "inf" if v == np.inf else "-inf" if v == -np.inf else "value"
+                 for v in value]
+        if len(set(names)) == 1:
+            return names[0] if names[0] != "value" else "value (not the reference)"
+        return "[" + ", ".join(names) + "]"
 
     def describe(self) -> str:
         if self.raised is not None:
@@ -60,7 +76,30 @@ def _type_names(error: BaseException) -> set[str]:
     return {cls.__name__ for cls in type(error).__mro__}
 
 
-def mismatch(expected: dict, seen: Observation) -> str | None:
+ELEMENT_TESTS = {
+    "nan": np.isnan,
+    "inf": lambda v: v == np.inf,
+    "-inf": lambda v: v == -np.inf,
+    "finite": np.isfinite,
+}
+
+
+def _elementwise_mismatch(wanted: list, value: np.ndarray, reference) -> str | None:
+    flat = value.reshape(-1)
+    if flat.size != len(wanted):
+        return f"expected {len(wanted)} elements, got {flat.size}: {np.array2string(flat, precision=6)}"
+    wrong = []
+    for index, (want, got) in enumerate(zip(wanted, flat)):
+        if want == "reference":
+            ok = reference is not None and reference(index, got)
+        else:
+            ok = bool(ELEMENT_TESTS[want](got))
+        if not ok:
+            wrong.append(f"element {index}: expected {want}, got {got:.8g}")
+    return "; ".join(wrong) if wrong else None
+
+
+def mismatch(expected: dict, seen: Observation, reference=None) -> str | None:
     """Why ``seen`` is not the ``expected`` behaviour, or None if it is."""
     if "raises" in expected:
         if seen.raised is None:
@@ -75,6 +114,8 @@ def mismatch(expected: dict, seen: Observation) -> str | None:
         return f"expected it to return ({expected['returns']}); it {seen.describe()}"
     value = np.asarray(seen.value, dtype=np.float64)
     wanted = expected["returns"]
+    if isinstance(wanted, list):
+        return _elementwise_mismatch(wanted, value, reference)
     checks = {
         "nan": lambda v: v.size > 0 and bool(np.all(np.isnan(v))),
         "inf": lambda v: v.size > 0 and bool(np.all(v == np.inf)),
@@ -86,6 +127,31 @@ def mismatch(expected: dict, seen: Observation) -> str | None:
     return None
 
 
+def _element_reference(check: Check, seen: Observation):
+    """A predicate (index, value) -> matches the reference at that element."""
+    if seen.raised is not None:
+        return None
+    from conformance.dtypes import NUMPY
+    from conformance.tolerance import compare
+
+    from conformance.tolerance import output_scale
+
+    problem = make_problem(check.case, check.dtype, check.binding)
+    try:
+        exact = np.asarray(check.binding.reference(problem))
+        scale = np.broadcast_to(output_scale(check.binding, problem, exact), exact.shape).reshape(-1)
+    except (ValueError, TypeError):
+        return None  # the reference refuses these inputs: no element can match it
+    exact = exact.reshape(-1)
+    dtype = np.asarray(seen.value).dtype.name
+    dtype = dtype if dtype in NUMPY else check.dtype
+
+    def matches(index: int, got: float) -> bool:
+        return compare(np.array([got]), exact[index:index + 1], scale[index:index + 1], dtype).ok
+
+    return matches
+
+
 def run_behaviour_check(check: Check) -> tuple[str | None, Observation | None]:
     """(failure message or None, observation). ``returns: reference`` runs the
     value check instead."""
@@ -93,13 +159,18 @@ def run_behaviour_check(check: Check) -> tuple[str | None, Observation | None]:
     if expected is not None and expected.get("returns") == "reference":
         from conformance.runner import failure_message
 
-        outcome = run_value_check(check)
-        return (None if outcome.verdict.ok else failure_message(check, outcome)), None
+        try:
+            outcome = run_value_check(check)
+        except Exception as error:  # the framework raised where a value was expected
+            seen = Observation(error, None)
+            return f"{check.binding.api} on case {check.case.id!r}: expected the reference; it {seen.describe()}", seen
+        seen = Observation(None, outcome.got, matched_reference=outcome.verdict.ok)
+        return (None if outcome.verdict.ok else failure_message(check, outcome)), seen
     seen = observe(check)
     if expected is None:
         return (f"case {check.case.id!r} records no behaviour for {check.binding.id}; observed:\n"
                 f"    expect:\n      \"{check.binding.id}\": {{{seen.describe().split('  #')[0]}}}"), seen
-    problem = mismatch(expected, seen)
+    problem = mismatch(expected, seen, _element_reference(check, seen))
     if problem:
         note = f" ({expected['note']})" if expected.get("note") else ""
         return f"{check.binding.api} on case {check.case.id!r} ({check.dtype}): {problem}{note}", seen

@@ -68,6 +68,8 @@ class Case:
     tolerance_k: Mapping[str, float] = field(default_factory=dict)
     tolerance_reason: str = ""
     expect: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    input_dtypes: Mapping[str, str] = field(default_factory=dict)
+    python_inputs: tuple[str, ...] = ()
 
     @property
     def prediction_name(self) -> str:
@@ -215,8 +217,11 @@ def _expand(label: str, raw: dict, defaults: dict) -> list[Case]:
         tolerance_k=dict(tolerance.get("k") or {}),
         tolerance_reason=tolerance.get("reason", ""),
         expect=dict(raw.get("expect") or {}),
+        input_dtypes=dict(raw.get("input_dtypes") or {}),
+        python_inputs=tuple(raw.get("python_inputs") or ()),
     )
-    _check_representable(label, case_id, inputs, common["dtypes"])
+    if not raw.get("input_dtypes"):
+        _check_representable(label, case_id, inputs, common["dtypes"])
     if not grid_values:
         return [Case(id=case_id, options=fixed, **common)]
     expanded = []

@@ -9,7 +9,7 @@ import numpy as np
 from conformance import options as vocabulary
 from conformance.bindings import Binding, Problem
 from conformance.cases import Case
-from conformance.dtypes import round_to
+from conformance.dtypes import NUMPY, round_to
 
 
 INTEGER_LABEL_FAMILIES = ("sparse_softmax", "sparse_categorical_probs")
@@ -39,8 +39,20 @@ def resolve_options(case_options: Mapping[str, Any], binding: Binding | None, dt
     return resolved
 
 
+def _as_given(name: str, case: Case, value: np.ndarray, dtype: str):
+    """Behaviour cases may fix an input's dtype or pass it as Python objects."""
+    if name in case.input_dtypes:
+        wanted = case.input_dtypes[name]
+        value = round_to(value, wanted) if wanted in NUMPY else np.asarray(value).astype(wanted)
+    else:
+        value = round_input(name, case.family, value, dtype)
+    if name in case.python_inputs:
+        return value.tolist()
+    return value
+
+
 def make_problem(case: Case, dtype: str, binding: Binding | None = None,
                  extra_options: Mapping[str, Any] | None = None) -> Problem:
-    inputs = {name: round_input(name, case.family, value, dtype) for name, value in case.inputs.items()}
+    inputs = {name: _as_given(name, case, value, dtype) for name, value in case.inputs.items()}
     options = {**case.options, **(extra_options or {})}
     return Problem(case.family, inputs, resolve_options(options, binding, dtype), dtype)

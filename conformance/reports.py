@@ -132,10 +132,13 @@ class Recorder:
         records = list(self.records.values())
         write_parity(self.directory(), records, interrupted=interrupted)
         write_accuracy(self.directory(), records, interrupted=interrupted)
+        write_behaviour(self.directory(), records, interrupted=interrupted)
 
     def pytest_html_results_summary(self, prefix, summary, postfix):
         """A section of the HTML report: the accuracy table's worst cells."""
-        prefix.append(accuracy_html(accuracy_rows(list(self.records.values()))))
+        records = list(self.records.values())
+        prefix.append(accuracy_html(accuracy_rows(records)))
+        prefix.append(behaviour_html(behaviour_tables(records)))
 
 
 def _cell_key(record) -> tuple[str, str, str]:
@@ -321,3 +324,87 @@ def accuracy_html(rows) -> str:
             "(reports/accuracy.md has every API).</p><table class='accuracy'><tr><th>framework</th><th>dtype</th>"
             "<th>quantity</th><th>checks</th><th>max ULP</th><th>worst</th><th>contract held</th></tr>"
             f"{body}</table>")
+
+
+# --- behaviour matrix ----------------------------------------------------------------------------------------
+
+def behaviour_tables(records) -> dict[str, dict[str, Any]]:
+    """Per family: the special inputs (rows) x APIs (columns), cells the outcome."""
+    tables: dict[str, dict[str, Any]] = {}
+    for record in records:
+        if record.get("kind") != "behaviour" or "binding" not in record:
+            continue
+        table = tables.setdefault(record["family"], {"columns": set(), "rows": {}})
+        table["columns"].add(record["binding"])
+        row = table["rows"].setdefault(record["case"], {})
+        if record["outcome"] == "skipped":
+            cell = "—"
+        else:
+            cell = record.get("cell", "?")
+            if record["outcome"] in ("failed", "error"):
+                cell += " (changed!)"
+            elif record["outcome"] == "xfailed":
+                cell += " (known divergence)"
+        row[record["binding"]] = cell
+    for table in tables.values():
+        table["columns"] = sorted(table["columns"])
+    return tables
+
+
+def _differs(cells: dict[str, str]) -> bool:
+    """Frameworks disagree when their sets of outcomes differ."""
+    by_framework: dict[str, set] = defaultdict(set)
+    for binding, cell in cells.items():
+        if cell != "—":
+            by_framework[binding.split(":", 1)[0]].add(cell.split(" (")[0])
+    outcomes = [frozenset(v) for v in by_framework.values()]
+    return len(set(outcomes)) > 1
+
+
+def _short(binding: str) -> str:
+    framework, api = binding.split(":", 1)
+    return f"{'tf' if framework == 'tensorflow' else framework}:{api.replace('(from_logits=True)', '(logits)')}"
+
+
+def behaviour_markdown(tables, interrupted: bool = False) -> str:
+    lines = ["# Behaviour on bad and special inputs", "",
+             "What each API does with inputs outside the value domain (cases/behaviour.yaml). A row marked **≠** is",
+             "one where the frameworks differ. `= reference` means the value the reference gives; `(changed!)`",
+             "marks a cell whose behaviour no longer matches the recorded one.", ""]
+    if interrupted:
+        lines += ["**The run was interrupted: the matrix is partial.**", ""]
+    for family in sorted(tables):
+        table = tables[family]
+        columns = table["columns"]
+        lines += [f"## {family}", "", "| input | " + " | ".join(f"`{_short(c)}`" for c in columns) + " |",
+                  "| --- |" + " --- |" * len(columns)]
+        for case in sorted(table["rows"]):
+            cells = table["rows"][case]
+            mark = "**≠** " if _differs(cells) else ""
+            lines.append(f"| {mark}{case} | " + " | ".join(cells.get(c, "") for c in columns) + " |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def write_behaviour(directory: Path, records, interrupted: bool = False) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "behaviour.md").write_text(behaviour_markdown(behaviour_tables(records), interrupted))
+
+
+def behaviour_html(tables) -> str:
+    from html import escape
+
+    parts = ["<h2>Behaviour on bad and special inputs</h2><p>Rows where frameworks differ are marked ≠ "
+             "(reports/behaviour.md has the same matrix).</p>"]
+    for family in sorted(tables):
+        table = tables[family]
+        head = "".join(f"<th>{escape(_short(c))}</th>" for c in table["columns"])
+        rows = []
+        for case in sorted(table["rows"]):
+            cells = table["rows"][case]
+            mark = "≠ " if _differs(cells) else ""
+            rows.append(f"<tr><td>{mark}{escape(case)}</td>"
+                        + "".join(f"<td>{escape(cells.get(c, ''))}</td>" for c in table["columns"]) + "</tr>")
+        parts.append(f"<h3>{escape(family)}</h3><table class='behaviour'><tr><th>input</th>{head}</tr>"
+                     + "".join(rows) + "</table>")
+    return "".join(parts)

@@ -108,7 +108,7 @@ def generate(cases, bindings: dict, divergences) -> list[Check]:
                 continue
             # a case with expectations is a behaviour case for every binding it
             # applies to; one it names no behaviour for fails, showing what it saw
-            kind = "behaviour" if case.expect else "value"
+            kind = "behaviour" if case.expect or "behaviour" in case.tags else "value"
             for dtype in case.dtypes:
                 identifier = check_id(case, binding, dtype)
                 checks.append(Check(identifier, case, binding, dtype, kind, skip_reason(case, binding, dtype),

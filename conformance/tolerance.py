@@ -89,7 +89,8 @@ def family_scale(problem: Problem) -> np.ndarray:
         x = core.to_work(problem.prediction)
         z = core.to_work(labels)
         soft = (z != 0) & (z != 1)
-        return np.where(soft & np.isfinite(x), np.abs(x * z), core.WORK(0))
+        with np.errstate(invalid="ignore"):
+            return np.where(soft & np.isfinite(x), np.abs(x * z), core.WORK(0))
     if family == "binary_probs":
         return np.abs(1 - core.to_work(labels))
     raise ValueError(f"unknown family {family!r}")

@@ -11,6 +11,6 @@ from conformance.behaviour import run_behaviour_check
 def test_behaviour(behaviour_check, request):
     failure, seen = run_behaviour_check(behaviour_check)
     if seen is not None:
-        request.node.user_properties.append(("observed", seen.describe()))
+        request.node.user_properties.extend([("observed", seen.describe()), ("cell", seen.cell())])
     if failure:
         pytest.fail(failure, pytrace=False)

@@ -20,8 +20,14 @@ def pick(problem: Problem, names: Iterable[str], rename: dict[str, str] | None =
     return {rename.get(name, name): problem.options[name] for name in names if name in problem.options}
 
 
-def class_axis_to(problem: Problem, array: np.ndarray, position: int) -> np.ndarray:
-    """Moves the case's class axis (``axis`` option, default last) to ``position``."""
+def class_axis_to(problem: Problem, array, position: int):
+    """Moves the case's class axis (``axis`` option, default last) to ``position``;
+    Python lists (behaviour cases) pass through where the move changes nothing."""
+    ndim = np.ndim(array)
+    if ndim != np.ndim(problem.prediction):
+        return array  # a malformed input (behaviour case): the framework decides
+    if not isinstance(array, np.ndarray) and (ndim <= 1 or problem.axis % ndim == position % ndim):
+        return array
     return np.moveaxis(np.asarray(array), problem.axis, position)
 
 

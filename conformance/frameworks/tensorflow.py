@@ -38,8 +38,11 @@ def _tf():
 
 
 def constant(array):
-    """A tf constant holding ``array`` in its own dtype (bfloat16 included)."""
-    return _tf().constant(np.asarray(array))
+    """A tf constant holding ``array`` in its own dtype (bfloat16 included);
+    Python lists and scalars pass through, as a behaviour case gives them."""
+    if not isinstance(array, np.ndarray):
+        return array
+    return _tf().constant(array)
 
 
 def to_numpy(value) -> np.ndarray:
@@ -318,6 +321,9 @@ def _class_binding(loss: KerasLoss, from_logits: bool) -> Binding:
         return instance(y, x, **kwargs)
 
     def reference(problem: Problem):
+        labels, prediction = ref_keras.squeeze_or_expand_inputs(problem.labels, problem.prediction)
+        problem = Problem(problem.family, {"labels": labels, _prediction_name(problem): prediction},
+                          problem.options, problem.dtype)
         values = loss.reference_function(problem, from_logits, names)
         return ref_keras.reduce_loss(values, _sample_weight(problem), _keras_reduction(problem), loss.mask(problem),
                                      extended=True)

@@ -37,7 +37,8 @@ def _torch():
 def tensor(array):
     """A torch tensor holding ``array`` (bfloat16 via float32, exactly)."""
     torch = _torch()
-    array = np.asarray(array)
+    if not isinstance(array, np.ndarray):
+        return array  # a Python list or scalar, as a behaviour case passes it
     if array.dtype.name == "bfloat16":
         return torch.from_numpy(array.astype(np.float32)).to(torch.bfloat16)
     return torch.from_numpy(np.array(array, copy=True))
@@ -55,7 +56,7 @@ def to_numpy(value) -> np.ndarray:
 
 
 def _class_dim(problem: Problem) -> int:
-    return 1 if problem.prediction.ndim > 1 else 0
+    return 1 if np.ndim(problem.prediction) > 1 else 0
 
 
 def _is_class_family(problem: Problem) -> bool:
@@ -64,14 +65,14 @@ def _is_class_family(problem: Problem) -> bool:
 
 def _prediction(problem: Problem) -> np.ndarray:
     if not _is_class_family(problem):
-        return np.asarray(problem.prediction)
+        return problem.prediction
     return class_axis_to(problem, problem.prediction, _class_dim(problem))
 
 
 def _target(problem: Problem) -> np.ndarray:
     if problem.family == "softmax":
         return class_axis_to(problem, problem.labels, _class_dim(problem))
-    return np.asarray(problem.labels)
+    return problem.labels
 
 
 def _to_case_layout(problem: Problem, array: np.ndarray) -> np.ndarray:
@@ -187,7 +188,7 @@ def _class_view(values, ndim: int, dim: int) -> np.ndarray:
 
 def cross_entropy_coefficients(problem: Problem) -> np.ndarray:
     """a[..., c] of ``sum_c a_c (-log softmax(x)_c)``, torch layout."""
-    x, t = _prediction(problem), _target(problem)
+    x, t = np.asarray(_prediction(problem)), np.asarray(_target(problem))
     dim = _class_dim(problem)
     n_classes = x.shape[dim]
     weight = problem.options.get("weight")
@@ -248,7 +249,7 @@ def _weight_bound(problem: Problem, *names) -> core.WORK:
 
 def reduce_cross_entropy(values, problem: Problem):
     reduction = problem.options.get("reduction", "mean")
-    target = _target(problem)
+    target = np.asarray(_target(problem))
     weighted = core.to_work(values) * _weight_bound(problem, "weight")
     if problem.family == "sparse_softmax":
         ignore_index = problem.options.get("ignore_index", -100)

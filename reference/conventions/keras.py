@@ -98,7 +98,8 @@ def categorical_crossentropy(y_true, y_pred, from_logits=False, label_smoothing=
     y = _smooth_categorical(y, label_smoothing, axis)
     if from_logits:
         return core.softmax_cross_entropy(p, y, axis=axis, extended=extended)
-    renormalised = core.to_work(p) / np.sum(core.to_work(p), axis=axis, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        renormalised = core.to_work(p) / np.sum(core.to_work(p), axis=axis, keepdims=True)
     low, high = clip_bounds(p.dtype, epsilon)
     with np.errstate(invalid="ignore", divide="ignore"):
         log_q = np.log(np.clip(renormalised, low, high))
@@ -138,6 +139,23 @@ def sparse_mask(y_true, y_pred, ignore_class=None, axis=-1):
     if ignore_class is None:
         return None
     return squeeze_sparse_labels(y_true, y_pred, axis) != ignore_class
+
+
+def squeeze_or_expand_inputs(y_true, y_pred):
+    """LossFunctionWrapper.call: a trailing size-1 axis on one side of a rank
+    difference of one is dropped (or added to a rank-1 other side)."""
+    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
+    if y_true.ndim == y_pred.ndim + 1 and y_true.shape[-1] == 1:
+        if y_pred.ndim == 1:
+            y_pred = y_pred[..., None]
+        else:
+            y_true = y_true[..., 0]
+    elif y_pred.ndim == y_true.ndim + 1 and y_pred.shape[-1] == 1:
+        if y_true.ndim == 1:
+            y_true = y_true[..., None]
+        else:
+            y_pred = y_pred[..., 0]
+    return y_true, y_pred
 
 
 def _squeeze_or_expand(values, weights):

@@ -1,0 +1,127 @@
+"""Self-tests: the suite's own bad situations lose nothing.
+
+* a framework call that raises fails its item and the run goes on;
+* an interrupted run (a real SIGINT, as Ctrl-C sends) still leaves well-formed
+  JUnit XML, the HTML report and the JSON reports, marked as interrupted;
+* a malformed case file fails collection with the file, case and field.
+
+The misbehaving framework is a bindings module written for the test and loaded
+with ``--bindings``, the interface any third party uses.
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+import xml.etree.ElementTree as ElementTree
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.selftest
+ROOT = Path(__file__).resolve().parent.parent
+
+BINDINGS_MODULE = '''
+"""Bindings that misbehave on purpose, for the robustness self-tests."""
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+from conformance.bindings import Binding
+from reference.conventions import tensorflow as ref_tf
+
+
+def reference(problem):
+    return ref_tf.sparse_softmax_cross_entropy_with_logits(problem.labels, problem.prediction, extended=True)
+
+
+def honest(problem):
+    return np.asarray(reference(problem), dtype=np.float64).astype(problem.dtype)
+
+
+def crashing(problem):
+    raise RuntimeError("the framework fell over")
+
+
+def sleeping(problem):
+    Path(os.environ["XENT_MARKER"]).write_text("called")
+    time.sleep(60)
+    return honest(problem)
+
+
+def binding(name, call):
+    return Binding(id=f"numpy:{name}", api=f"numpy.{name}", framework="numpy", family="sparse_softmax",
+                   call=call, reference=reference, dtypes=frozenset({"float32"}))
+
+
+BINDINGS = [binding("honest", honest), binding("crashing", crashing), binding("sleeping", sleeping)]
+'''
+
+
+@pytest.fixture
+def misbehaving(tmp_path):
+    (tmp_path / "misbehaving_bindings.py").write_text(BINDINGS_MODULE)
+    env = {**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
+           "XENT_MARKER": str(tmp_path / "called")}
+    return tmp_path, env
+
+
+def _command(tmp_path, *args):
+    return [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-o", "addopts=",
+            "--bindings", "misbehaving_bindings", f"--junitxml={tmp_path / 'junit.xml'}",
+            f"--html={tmp_path / 'report.html'}", "--self-contained-html", f"--reports-dir={tmp_path}",
+            "tests/test_conformance.py", *args]
+
+
+def test_a_crashing_call_fails_its_item_and_the_run_goes_on(misbehaving):
+    tmp_path, env = misbehaving
+    result = subprocess.run(_command(tmp_path, "-q", "-k", "article1_sparse_rows and float32 and (honest or crashing)"),
+                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 1, result.stdout[-3000:]
+    assert "1 failed, 1 passed" in result.stdout, result.stdout[-3000:]
+    assert "the framework fell over" in result.stdout
+    parity = json.loads((tmp_path / "parity.json").read_text())
+    outcomes = {check["binding"]: check["outcome"] for check in parity["checks"] if check["kind"] == "value"}
+    assert outcomes == {"numpy:honest": "passed", "numpy:crashing": "failed"}
+
+
+def test_an_interrupted_run_still_writes_its_reports(misbehaving):
+    tmp_path, env = misbehaving
+    process = subprocess.Popen(_command(tmp_path, "-q", "-k", "numpy and (honest or sleeping)", "-p", "no:randomly"),
+                               cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 120
+    while not (tmp_path / "called").exists():
+        assert process.poll() is None and time.monotonic() < deadline, process.stdout.read()[-3000:]
+        time.sleep(0.2)
+    process.send_signal(signal.SIGINT)
+    output, _ = process.communicate(timeout=120)
+    assert "KeyboardInterrupt" in output, output[-3000:]
+    ElementTree.parse(tmp_path / "junit.xml")  # well-formed
+    assert "</html>" in (tmp_path / "report.html").read_text()
+    parity = json.loads((tmp_path / "parity.json").read_text())
+    assert parity["interrupted"] is True
+    assert any(check["outcome"] == "passed" for check in parity["checks"])
+    assert "interrupted" in (tmp_path / "accuracy.md").read_text()
+
+
+def test_a_malformed_case_file_fails_collection_naming_file_case_and_field(tmp_path):
+    cases = tmp_path / "cases"
+    cases.mkdir()
+    (cases / "broken.yaml").write_text(textwrap.dedent("""
+        cases:
+          - id: broken_rows
+            family: sparse_softmax
+            inputs:
+              logits: [[1.0, "two", 3.0]]
+              labels: [2]
+    """))
+    result = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-o", "addopts=", "-q",
+                             f"--cases-dir={cases}", f"--reports-dir={tmp_path}", "tests/test_conformance.py"],
+                            cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode != 0
+    assert "broken.yaml: case 'broken_rows': field 'inputs.logits'" in result.stdout, result.stdout[-3000:]

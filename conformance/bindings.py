@@ -99,6 +99,9 @@ class Binding:
     # applies only to cases whose ``bindings`` filter names it (not by framework
     # label alone): for APIs that need options a plain case does not set
     opt_in: bool = False
+    # every operation rounds to the output dtype (Keras' dtype policy), not
+    # only the last: the tolerance model doubles K in half precision for it
+    computes_in_output_dtype: bool = False
 
     def unsupported_option(self, name: str, value: Any) -> str | None:
         """Why this binding cannot take ``name=value``, or None if it can."""

@@ -36,6 +36,8 @@ SCHEMA = {
                     "strict": {"type": "boolean", "default": True},
                     "kind": {"enum": ["semantics", "precision", "special-values", "dtype", "behaviour"]},
                     "checks": {"enum": ["value", "gradient", "both"], "default": "value"},
+                    "region": {"enum": ["sigmoid_cancellation", "clipped_rows"]},
+                    "region_bindings": {"type": "array", "items": {"type": "string"}},
                 },
             },
         }
@@ -52,6 +54,8 @@ class Divergence:
     strict: bool = True
     kind: str = "semantics"
     checks: str = "value"  # which checks of a matching id: value, gradient or both
+    region: str | None = None  # conformance.regions: where property tests leave it out
+    region_bindings: tuple[str, ...] = ()
 
     def matches(self, check_id: str, check_kind: str | None = None) -> bool:
         if check_kind is not None and self.checks != "both":
@@ -76,7 +80,8 @@ def load(directory: Path = CASES_DIR) -> list[Divergence]:
         raise CaseError(label, None, ".".join(str(p) for p in error.absolute_path) or None, error.message)
     entries = [Divergence(id=raw["id"], match=tuple(raw["match"]), reason=raw["reason"].strip(),
                           source=raw["source"], strict=raw.get("strict", True), kind=raw.get("kind", "semantics"),
-                          checks=raw.get("checks", "value"))
+                          checks=raw.get("checks", "value"), region=raw.get("region"),
+                          region_bindings=tuple(raw.get("region_bindings") or ()))
                for raw in document["divergences"]]
     ids = [entry.id for entry in entries]
     duplicates = {i for i in ids if ids.count(i) > 1}
@@ -93,3 +98,17 @@ def stale(divergences, check_ids) -> list[Divergence]:
     """Entries matching none of ``check_ids``, pairs (id, kind) of all generated
     checks (not the selection)."""
     return [entry for entry in divergences if not any(entry.matches(i, kind) for i, kind in check_ids)]
+
+
+def known_region(divergences, binding_id: str, problem) -> "np.ndarray | None":
+    """The union of the known divergences' regions for this binding (None if none)."""
+    import numpy as np
+
+    from conformance.regions import REGIONS
+
+    mask = None
+    for entry in divergences:
+        if entry.region and any(fnmatch.fnmatchcase(binding_id, pattern) for pattern in entry.region_bindings):
+            inside = REGIONS[entry.region](problem)
+            mask = inside if mask is None else (mask | inside)
+    return mask

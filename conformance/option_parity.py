@@ -26,6 +26,8 @@ POS_WEIGHT = np.array([3.0, 0.5, 1.5])
 EDGE_PROBS = np.array([[0.0, 1.0, 0.3], [1.0, 0.0, 0.6]])
 EDGE_LABELS = np.array([[1.0, 0.0, 1.0], [0.0, 1.0, 0.0]])
 UNNORMALISED = np.array([[0.0, 0.5, 0.7], [0.2, 0.3, 0.6]])
+SPREAD_LOGITS = np.array([[18.0, 0.5, -2.0], [1.0, 0.25, -0.5]])
+SPREAD_LABELS = np.eye(3)[[1, 0]]
 
 
 @dataclass(frozen=True)
@@ -112,6 +114,15 @@ ROWS = [
              lambda: {"probs": EDGE_PROBS, "labels": EDGE_LABELS}, {"axis": 0},
              "-(z log q + (1 - z) log(1 - q)), q = clip(p, 1e-7, 1 - 1e-7), mean over axis"),
         False, "a wrong prediction at 0 or 1 costs 100 in torch and 16.1 (float32: 15.9 and 16.1) in Keras"),
+    Row("focal_gamma_zero_from_logits",
+        Side("tensorflow:keras.losses.categorical_focal_crossentropy(from_logits=True)", "softmax",
+             lambda: {"logits": SPREAD_LOGITS, "labels": SPREAD_LABELS}, {"gamma": 0.0, "alpha": 1.0},
+             "-sum_c y_c log clip(softmax(x)_c / sum softmax(x))"),
+        Side("tensorflow:keras.losses.categorical_crossentropy(from_logits=True)", "softmax",
+             lambda: {"logits": SPREAD_LOGITS, "labels": SPREAD_LABELS}, {},
+             "-sum_c y_c log softmax(x)_c"),
+        True, "documented: gamma = 0 has no focal effect; from logits the focal loss clips (known divergence "
+              "keras_categorical_focal_gamma0_clips)"),
     Row("renormalise_then_clip",
         Side("tensorflow:keras.losses.categorical_crossentropy", "categorical_probs",
              lambda: {"probs": UNNORMALISED, "labels": np.eye(3)[[0, 2]]}, {},

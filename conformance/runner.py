@@ -19,7 +19,7 @@ from conformance.cases import describe_array
 from conformance.dtypes import FORMATS, NUMPY
 from conformance.problems import make_problem
 from conformance.suite import Check
-from conformance.tolerance import K, Verdict, compare, output_scale
+from conformance.tolerance import Verdict, compare, k_for, output_scale
 from reference import core
 
 _EXPECTED_CACHE: dict[tuple, Any] = {}
@@ -73,7 +73,7 @@ def run_value_check(check: Check) -> Outcome:
     expected = expected_value(check, problem)
     got = np.asarray(check.binding.call(problem))
     out_dtype = _output_dtype(got)
-    k = check.case.tolerance_k.get(out_dtype, K[out_dtype])
+    k = check.case.tolerance_k.get(out_dtype, k_for(out_dtype, check.binding))
     scale = output_scale(check.binding, problem, expected)
     verdict = compare(got, expected, scale, out_dtype, k)
     outcome = Outcome(check.id, expected, got, out_dtype, verdict, k)
@@ -103,7 +103,7 @@ def run_gradient_check(check: Check) -> list[Outcome]:
             raise CheckFailure(f"{check.binding.api} gave no gradient for {name}")
         value = np.asarray(got[name])
         out_dtype = _output_dtype(value)
-        k = check.case.tolerance_k.get(out_dtype, K[out_dtype])
+        k = check.case.tolerance_k.get(out_dtype, k_for(out_dtype, check.binding))
         outcome = Outcome(f"{check.id}:d_{name}", grad, value, out_dtype, compare(value, grad, scale, out_dtype, k), k)
         outcome.properties = properties(check, outcome)
         outcomes.append(outcome)

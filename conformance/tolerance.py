@@ -23,15 +23,17 @@ report prints the bound use of every cell):
   losing eps * |x| to its cancellation (the known divergence, inside the bound on
   these inputs); the worst gradient needs 2.9 and 1.8. A relative error of 1e-5
   in a float32 loss of order 1 is 84 eps: ten times over the bound.
-* float16 and bfloat16, K = 1: the frameworks compute half-precision losses
+* float16 and bfloat16, K = 1: tf.nn and torch compute half-precision losses
   through float32 (median error 0.28-0.47 ULP, a single rounding), so one eps
-  of the output format is room enough: the worst needed K of a passing check
-  is 0.85 (Keras' categorical cross-entropy on float16 probabilities, which
-  rounds its renormalisation to float16), apart from Keras' focal losses,
-  which compute in half precision throughout and carry per-case overrides with
-  their reason (1.22 and 1.62 measured). With K = 1 a relative error of 1e-3
-  (1.02 eps) fails in float16 where nothing but the loss is rounded; in
-  bfloat16 it cannot be seen at all (half an ULP is 3.9e-3), and 1e-2 fails.
+  of the output format is room enough: their worst needed K is 0.53. With K = 1
+  a relative error of 1e-3 (1.02 eps) fails in float16 where nothing but the
+  loss is rounded; in bfloat16 it cannot be seen at all (half an ULP is
+  3.9e-3), and 1e-2 fails.
+* A binding that computes every step in the output dtype (Keras, whose dtype
+  policy is documented as "the dtype of the loss's computations") gets twice
+  the half-precision K: its chains of half-precision operations measure up to
+  1.62 eps (the focal losses' gradients; 0.85 for categorical cross-entropy on
+  probabilities).
 """
 
 from __future__ import annotations
@@ -84,7 +86,10 @@ def family_scale(problem: Problem) -> np.ndarray:
             return top + np.sum(core.mul0(y, finite_x + 1), axis=-1)
     if family == "categorical_probs":
         y = np.moveaxis(np.abs(core.to_work(labels)), problem.axis, -1)
-        return np.sum(y, axis=-1)
+        p = np.moveaxis(core.to_work(problem.prediction), problem.axis, -1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            q = p / np.sum(p, axis=-1, keepdims=True)
+        return np.sum(core.mul0(y, subnormal_growth(q, problem.dtype)), axis=-1)
     if family == "sigmoid":
         x = core.to_work(problem.prediction)
         z = core.to_work(labels)
@@ -94,6 +99,16 @@ def family_scale(problem: Problem) -> np.ndarray:
     if family == "binary_probs":
         return np.abs(1 - core.to_work(labels))
     raise ValueError(f"unknown family {family!r}")
+
+
+def subnormal_growth(q, dtype: str) -> np.ndarray:
+    """max(1, tiny / (eps q)): a probability rounded into the subnormal range of
+    ``dtype`` carries an absolute error (half the smallest subnormal), not a
+    relative one, so its log moves by tiny / q instead of eps."""
+    fmt = FORMATS[dtype]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        growth = fmt.smallest_subnormal / (fmt.eps * np.abs(core.to_work(q)))
+    return np.where(np.isfinite(growth), np.maximum(growth, core.WORK(1)), core.WORK(1))
 
 
 def _one_hot(labels, x, axis) -> np.ndarray:
@@ -121,6 +136,18 @@ class Verdict:
     scale_at_worst: float
     error_at_worst: float = math.nan
     ulp_at_worst: float = math.nan
+
+
+HALF_PRECISION = ("float16", "bfloat16")
+
+
+def k_for(dtype: str, binding=None) -> float:
+    """K of the table, doubled in half precision for a binding whose every step
+    rounds to the output dtype."""
+    k = K[dtype]
+    if binding is not None and dtype in HALF_PRECISION and getattr(binding, "computes_in_output_dtype", False):
+        return 2 * k
+    return k
 
 
 def bound(exact: np.ndarray, scale: np.ndarray, dtype: str, k: float | None = None) -> np.ndarray:
@@ -264,5 +291,6 @@ def categorical_focal_scale(problem: Problem) -> np.ndarray:
     alpha = np.abs(core.to_work(options.get("alpha", 0.25)))
     with np.errstate(divide="ignore", invalid="ignore"):
         log_q = np.where(q > 0, np.abs(np.log(q)), core.WORK(0))
-    per_class = alpha * y * (_power(1 - q, gamma) + gamma * _power(1 - q, gamma - 1) * q * log_q)
+    per_class = alpha * y * (_power(1 - q, gamma) * subnormal_growth(q, problem.dtype)
+                             + gamma * _power(1 - q, gamma - 1) * q * log_q)
     return np.sum(per_class, axis=-1)

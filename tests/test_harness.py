@@ -97,7 +97,7 @@ def test_the_exact_value_rounded_passes(suite):
 
 def test_a_divergence_matching_nothing_is_stale(suite):
     ghost = divergence_data.Divergence("ghost", ("sigmoid-no_such_case-*",), "a reason long enough", "nowhere")
-    assert divergence_data.stale([ghost, *suite.divergences], [(c.id, c.kind) for c in suite.checks]) == [ghost]
+    assert ghost in divergence_data.stale([ghost, *suite.divergences], [(c.id, c.kind) for c in suite.checks])
 
 
 def test_no_shipped_divergence_is_stale(tmp_path):

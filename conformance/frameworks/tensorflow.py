@@ -252,7 +252,10 @@ def keras_gradient(loss: KerasLoss, from_logits: bool, problem: Problem, coeffic
             moved = Problem(problem.family, {**problem.inputs, name: prediction}, options, problem.dtype)
             return c * loss.reference_function(moved, from_logits, loss.function_options)
         grad = ref_grad.numeric(total, problem.prediction)
-        return {name: (grad, np.abs(grad) / _probability_spread(loss, from_logits, problem))}
+        # the autodiff chain's terms are of the size of the loss over p and 1 - p
+        size = np.abs(total(problem.prediction))
+        size = np.expand_dims(size, -1) if size.ndim < np.ndim(problem.prediction) else size
+        return {name: (grad, (np.abs(grad) + size) / _probability_spread(loss, from_logits, problem))}
     prediction = np.asarray(problem.prediction)
     if loss.kind == "binary":
         axis = options.get("axis", -1)
@@ -421,6 +424,7 @@ def _keras_binding(name, loss: KerasLoss, from_logits, call, reference, reduce, 
         options={**options, **({"axis": {-1}} if loss.kind == "sparse" and "axis" in options else {})},
         defaults=defaults or {}, requires=("tensorflow",), markers=("keras",), doc=KERAS_DOCS,
         scale=loss.scale, opt_in=loss.opt_in, gradient=gradient, reference_gradient=reference_gradient,
+        computes_in_output_dtype=True,
         notes={"axis": f"tf.{name} supports only axis=-1 (sparse labels)" if loss.kind == "sparse"
                else f"tf.{name} has no axis option", **(notes or {})},
     )

@@ -272,19 +272,22 @@ def _sigmoid_pair(logits):
 def binary_focal_crossentropy_elementwise(y_true, y_pred, apply_class_balancing=False, alpha=0.25, gamma=2.0,
                                           from_logits=False, label_smoothing=0.0, epsilon=EPSILON):
     """Keras' binary focal loss before its mean over ``axis``, in WORK precision:
-    ``w (1 - p_t)**gamma * bce(clip(p))`` with ``p_t = z p + (1 - z)(1 - p)`` on the
-    unclipped ``p`` (``sigmoid(x)``, exact, when from_logits) and
-    ``w = z alpha + (1 - z)(1 - alpha)`` when balancing."""
+    ``w (1 - p_t)**gamma * bce`` with ``p_t = z p + (1 - z)(1 - p)`` and
+    ``w = z alpha + (1 - z)(1 - alpha)`` when balancing. On probabilities ``bce``
+    is taken on the clipped ``p``; from logits, ``p = sigmoid(x)`` carries its
+    logits along (Keras' ``_keras_logits``), so ``bce`` is the stable sigmoid
+    cross-entropy of ``x``, unclipped."""
     z = _smooth_binary(core.to_work(y_true), label_smoothing)
     predictions = np.asarray(y_pred)
     if from_logits:
         p, one_minus_p = _sigmoid_pair(predictions)
+        bce = core.sigmoid_cross_entropy(predictions, z, extended=True)
     else:
         p = core.to_work(predictions)
         one_minus_p = 1 - p
-    low, high = clip_bounds(predictions.dtype, epsilon)
-    clipped = np.clip(p, low, high)
-    bce = -(core.mul0(z, np.log(clipped)) + core.mul0(1 - z, np.log1p(-clipped)))
+        low, high = clip_bounds(predictions.dtype, epsilon)
+        clipped = np.clip(p, low, high)
+        bce = -(core.mul0(z, np.log(clipped)) + core.mul0(1 - z, np.log1p(-clipped)))
     one_minus_p_t = z * one_minus_p + (1 - z) * p
     with np.errstate(divide="ignore", invalid="ignore"):
         focal = np.power(one_minus_p_t, core.WORK(gamma)) * bce

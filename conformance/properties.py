@@ -1,0 +1,249 @@
+"""Invariants every cross-entropy API must satisfy, as checks on one Problem.
+
+Each function takes the binding(s) and a drawn Problem and raises
+AssertionError when the invariant breaks; the message ends with the problem as
+a YAML case, ready to paste into ``cases/regressions.yaml``. The tolerance of
+a relation between two outputs is the sum of the tolerance model's bounds for
+each (each output may lie that far from its exact value, and the exact values
+satisfy the relation exactly).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+
+import numpy as np
+
+from conformance.bindings import Binding, Problem
+from conformance.dtypes import NUMPY, round_to
+from conformance.strategies import as_yaml_case
+from conformance.tolerance import bound, compare, k_for, output_scale
+from reference import core
+
+
+@functools.lru_cache(maxsize=1)
+def _divergences():
+    from conformance.divergences import load
+
+    return tuple(load())
+
+
+def outside_known_regions(binding: Binding, problem: Problem, shape) -> np.ndarray:
+    """True where no known divergence's region applies (see conformance.regions)."""
+    from conformance.divergences import known_region
+
+    mask = known_region(_divergences(), binding.id, problem)
+    if mask is None:
+        return np.ones(shape, bool)
+    while mask.ndim > len(shape):  # Keras' binary losses average the last axis
+        mask = mask.any(axis=-1)
+    return ~np.broadcast_to(mask, shape)
+
+
+def _fail(what: str, problem: Problem, detail: str = "") -> None:
+    raise AssertionError(f"{what}\n{detail}\nAs a case (cases/regressions.yaml):\n{as_yaml_case(problem)}")
+
+
+def _with(problem: Problem, **changes) -> Problem:
+    inputs = {**problem.inputs, **changes.pop("inputs", {})}
+    options = {**problem.options, **changes.pop("options", {})}
+    return dataclasses.replace(problem, inputs=inputs, options=options, **changes)
+
+
+def _resolved(binding: Binding, problem: Problem) -> Problem:
+    """The binding's harness defaults (unreduced output) and the dtype's rounding
+    of real-valued options, as for a case."""
+    from conformance.problems import resolve_options
+
+    return dataclasses.replace(problem, options=resolve_options(problem.options, binding, problem.dtype))
+
+
+def run(binding: Binding, problem: Problem) -> tuple[np.ndarray, np.ndarray, str]:
+    """(output, its allowed error, output dtype) of a binding on a problem."""
+    problem = _resolved(binding, problem)
+    got = np.asarray(binding.call(problem))
+    dtype = got.dtype.name if got.dtype.name in NUMPY else problem.dtype
+    exact = core.to_work(binding.reference(problem))
+    allowed = bound(exact, output_scale(binding, problem, exact), dtype, k_for(dtype, binding))
+    return core.to_work(got), allowed, dtype
+
+
+def _close(first, second, allowed) -> np.ndarray:
+    with np.errstate(invalid="ignore"):
+        same = (np.isnan(first) & np.isnan(second)) | (first == second)
+        return same | (np.abs(first - second) <= allowed)
+
+
+def agrees_with_reference(binding: Binding, problem: Problem) -> None:
+    problem = _resolved(binding, problem)
+    exact = core.to_work(binding.reference(problem))
+    got = np.asarray(binding.call(problem))
+    dtype = got.dtype.name if got.dtype.name in NUMPY else problem.dtype
+    scale = np.broadcast_to(output_scale(binding, problem, exact), exact.shape)
+    keep = outside_known_regions(binding, problem, exact.shape) if got.shape == exact.shape else True
+    verdict = compare(got[keep], exact[keep], scale[keep], dtype, k_for(dtype, binding))
+    if not verdict.ok:
+        _fail(f"{binding.api} disagrees with the reference", problem,
+              f"worst at {verdict.worst_index}: error {verdict.error_at_worst:.3g} ({verdict.ulp_at_worst:.3g} ULP), "
+              f"bound {verdict.bound_at_worst:.3g}; {verdict.problem}")
+
+
+def shift_invariant(binding: Binding, problem: Problem, shift: int) -> None:
+    """softmax(x + c) = softmax(x): the loss does not move when a row shifts."""
+    x = round_to(np.round(problem.inputs["logits"].astype(np.float64) * 8) / 8, problem.dtype)
+    problem = _with(problem, inputs={"logits": x})
+    shifted = round_to(x.astype(np.float64) + shift, problem.dtype)
+    if not np.array_equal(shifted.astype(np.float64), x.astype(np.float64) + shift):
+        raise ValueError("the shift must be exact in the dtype: draw smaller logits")
+    first, allowed_first, _ = run(binding, problem)
+    second, allowed_second, _ = run(binding, _with(problem, inputs={"logits": shifted}))
+    if not np.all(_close(first, second, allowed_first + allowed_second)):
+        _fail(f"{binding.api} changes when every logit moves by {shift}", problem,
+              f"loss {first.astype(float)} and {second.astype(float)}")
+
+
+def permutation_equivariant(binding: Binding, problem: Problem, permutation: np.ndarray) -> None:
+    """Reordering the classes (and the labels with them) leaves the loss alone."""
+    x = problem.inputs["logits"]
+    labels = problem.labels
+    if problem.family == "softmax":
+        moved_labels = labels[..., permutation]
+    else:
+        moved_labels = np.argsort(permutation)[labels]
+    first, allowed_first, _ = run(binding, problem)
+    second, allowed_second, _ = run(binding, _with(problem, inputs={"logits": x[..., permutation],
+                                                                       "labels": moved_labels}))
+    if not np.all(_close(first, second, allowed_first + allowed_second)):
+        _fail(f"{binding.api} depends on the order of the classes", problem,
+              f"permutation {permutation.tolist()}: {first.astype(float)} and {second.astype(float)}")
+
+
+def sparse_equals_dense(sparse: Binding, dense: Binding, problem: Problem) -> None:
+    """Class indices and their one-hot rows give the same loss."""
+    one_hot = round_to((problem.labels[..., None] == np.arange(problem.inputs["logits"].shape[-1])).astype(float),
+                       problem.dtype)
+    first, allowed_first, _ = run(sparse, problem)
+    second, allowed_second, _ = run(dense, _with(problem, family="softmax", inputs={"labels": one_hot}))
+    if not np.all(_close(first, second, allowed_first + allowed_second)):
+        _fail(f"{sparse.api} and {dense.api} on one-hot labels disagree", problem,
+              f"{first.astype(float)} and {second.astype(float)}")
+
+
+def sigmoid_is_two_class_softmax(sigmoid: Binding, softmax: Binding, problem: Problem) -> None:
+    """sigmoid CE of (x, z) = softmax CE of logits (0, x) with labels (1 - z, z)."""
+    x, z = problem.inputs["logits"], problem.labels
+    pair_logits = np.stack([np.zeros_like(x), x], axis=-1)
+    pair_labels = np.stack([round_to(1 - z.astype(np.float64), problem.dtype), z], axis=-1)
+    first, allowed_first, _ = run(sigmoid, problem)
+    pair = Problem("softmax", {"logits": pair_logits, "labels": pair_labels}, {}, problem.dtype)
+    second, allowed_second, _ = run(softmax, pair)
+    if first.shape != second.shape:  # Keras' binary loss is the mean over the last axis
+        second, allowed_second = second.mean(axis=-1), allowed_second.mean(axis=-1)
+    keep = outside_known_regions(sigmoid, problem, first.shape)
+    if not np.all(_close(first, second, allowed_first + allowed_second)[keep]):
+        _fail(f"{sigmoid.api} and {softmax.api} on [0, x] disagree", problem,
+              f"{first.astype(float)} and {second.astype(float)}")
+
+
+def label_smoothing_mixes(binding: Binding, problem: Problem, smoothing: float, uniform_binding: Binding) -> None:
+    """L with smoothing e = (1 - e) L(labels) + e L(uniform labels)."""
+    smoothed, allowed_smoothed, _ = run(binding, _with(problem, options={"label_smoothing": smoothing}))
+    plain, allowed_plain, _ = run(binding, problem)
+    shape = problem.inputs[_prediction_name(problem)].shape
+    value = 0.5 if problem.family in ("sigmoid", "binary_probs") else 1.0 / shape[-1]
+    uniform_labels = round_to(np.full(shape, value), problem.dtype)
+    family = problem.family if problem.family != "sparse_softmax" else "softmax"
+    uniform, allowed_uniform, _ = run(uniform_binding, _with(problem, family=family,
+                                                             inputs={"labels": uniform_labels}))
+    e = core.WORK(smoothing)
+    mixed = (1 - e) * plain + e * uniform
+    if not np.all(_close(smoothed, mixed, allowed_smoothed + allowed_plain + allowed_uniform)):
+        _fail(f"{binding.api}: label_smoothing={smoothing} is not the mix of the plain and uniform losses", problem,
+              f"{smoothed.astype(float)} and {mixed.astype(float)}")
+
+
+def _prediction_name(problem: Problem) -> str:
+    return "logits" if "logits" in problem.inputs else "probs"
+
+
+def focal_without_focus_is_plain(focal: Binding, plain: Binding, problem: Problem) -> None:
+    """gamma = 0 (and no class weighting) turns a focal loss into the plain one."""
+    options = {"gamma": 0.0}
+    if "alpha" in focal.options and problem.family in ("softmax", "categorical_probs"):
+        options["alpha"] = 1.0
+    first, allowed_first, _ = run(focal, _with(problem, options=options))
+    second, allowed_second, _ = run(plain, problem)
+    keep = outside_known_regions(focal, problem, np.shape(first))
+    if not np.all(_close(first, second, allowed_first + allowed_second)[keep]):
+        _fail(f"{focal.api} with gamma=0 differs from {plain.api}", problem,
+              f"{first.astype(float)} and {second.astype(float)}")
+
+
+def sum_is_sum_of_none(binding: Binding, problem: Problem) -> None:
+    total, allowed_total, _ = run(binding, _with(problem, options={"reduction": "sum"}))
+    values, allowed_values, _ = run(binding, _with(problem, options={"reduction": "none"}))
+    if not _close(total, np.sum(values), allowed_total + np.sum(allowed_values)):
+        _fail(f"{binding.api}: reduction='sum' is not the sum of reduction='none'", problem,
+              f"{float(total)} and {float(np.sum(values))}")
+
+
+def mean_is_weighted_sum_over_weights(binding: Binding, problem: Problem, weights: np.ndarray) -> None:
+    """torch's mean with class weights, Keras' mean_with_sample_weight: sum / sum of weights."""
+    if "weight" in binding.options:
+        options, divisor = {"weight": weights}, np.sum(weights.astype(np.float64)[problem.labels])
+        mean_name = "mean"
+    else:
+        options, divisor = {"sample_weight": weights}, np.sum(weights.astype(np.float64))
+        mean_name = "mean_with_sample_weight"
+    mean, allowed_mean, _ = run(binding, _with(problem, options={**options, "reduction": mean_name}))
+    total, allowed_total, _ = run(binding, _with(problem, options={**options, "reduction": "sum"}))
+    expected = total / core.WORK(divisor)
+    if not _close(mean, expected, allowed_mean + allowed_total / core.WORK(divisor)):
+        _fail(f"{binding.api}: the weighted mean is not the weighted sum over the summed weights", problem,
+              f"{float(mean)} and {float(expected)} (weights {weights.astype(float).tolist()})")
+
+
+def non_negative(binding: Binding, problem: Problem) -> None:
+    got, allowed, _ = run(binding, problem)
+    if np.any(got < -allowed):
+        _fail(f"{binding.api} returns a negative loss for labels in [0, 1]", problem, f"{got.astype(float)}")
+
+
+def finite_where_the_loss_is(binding: Binding, problem: Problem) -> None:
+    """Finite inputs and a finite exact loss (in the output dtype) give a finite loss."""
+    got, _, dtype = run(binding, problem)
+    problem = _resolved(binding, problem)
+    exact = np.asarray(binding.reference(problem), dtype=np.float64)
+    with np.errstate(over="ignore"):
+        representable = np.isfinite(exact.astype(NUMPY[dtype]).astype(np.float64))
+    if np.any(representable & ~np.isfinite(got)):
+        _fail(f"{binding.api} returns a non-finite loss where the exact one is finite", problem,
+              f"{got.astype(float)} against {exact}")
+
+
+def at_least_minus_log_max_probability(binding: Binding, problem: Problem) -> None:
+    """For labels summing to 1: L >= -log(max_c softmax(x)_c)."""
+    got, allowed, _ = run(binding, problem)
+    floor = np.min(core.neg_log_softmax(problem.inputs["logits"], extended=True), axis=-1)
+    if np.ndim(got) < floor.ndim:  # a metric: the mean over the samples
+        floor = np.mean(floor.reshape(floor.shape[0], -1).mean(axis=-1))
+    if np.any(got < floor - allowed):
+        _fail(f"{binding.api} falls below -log(max softmax)", problem, f"{got.astype(float)} against {floor}")
+
+
+def gradient_sums_to_zero(binding: Binding, problem: Problem) -> None:
+    """d L / d logits = A softmax(x) - a sums to A - A = 0 over the classes."""
+    from conformance.dtypes import FORMATS
+
+    problem = _resolved(binding, problem)
+    grads = np.asarray(binding.gradient(problem)["logits"])
+    _, scale = binding.reference_gradient(problem)["logits"]
+    dtype = grads.dtype.name
+    total = np.sum(core.to_work(grads), axis=-1)
+    # each element may be off by its bound; their sum by the sum of the bounds
+    k = k_for(dtype, binding)
+    allowed = k * FORMATS[dtype].eps * np.sum(scale, axis=-1) + scale.shape[-1] * k * FORMATS[dtype].smallest_subnormal
+    if np.any(np.abs(total) > allowed):
+        _fail(f"{binding.api}: the gradient does not sum to 0 over the classes", problem,
+              f"sums {total.astype(float)}, allowed {np.asarray(allowed, dtype=float)}")

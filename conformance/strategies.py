@@ -1,0 +1,162 @@
+"""Hypothesis strategies for the property tests, shared by every framework.
+
+A strategy draws a :class:`Problem` of one loss family in one dtype, from one
+of three regimes of logits:
+
+* ``ordinary``: values within +-20, the everyday range of trained models;
+* ``wide``: within +-1e4 for half precision and float32 (float16's range is
+  65504), +-1e30 for float64: shifting by the max must keep them finite;
+* ``ties``: drawn from a handful of values, so rows have tied maxima.
+
+Logits are dyadic (a few significant bits) so that shifting them by an integer
+is exact in every dtype, and the invariance properties compare like with like.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+from conformance.bindings import Problem
+from conformance.dtypes import round_to
+
+REGIMES = ("ordinary", "wide", "ties")
+WIDE = {"float16": 1e4, "bfloat16": 1e4, "float32": 1e4, "float64": 1e30}
+TIE_VALUES = (-3.0, 0.0, 0.0, 1.5, 1.5, 1.5)
+# sigmoid losses whose exact value is subnormal (|x| in these bands with the
+# right label) are flushed to 0 by TensorFlow: the fixed case
+# sigmoid_tiny_losses covers that divergence; a property would only hit the
+# band by chance, so the sigmoid strategies leave it out.
+SUBNORMAL_BANDS = {"float16": (np.inf, np.inf), "bfloat16": (87.0, 104.0), "float32": (87.0, 104.0),
+                   "float64": (708.0, 746.0)}
+
+
+def _dyadic(value: float, bits: int = 12) -> float:
+    """``value`` with only ``bits`` significant bits: exact after integer shifts."""
+    if value == 0 or not np.isfinite(value):
+        return float(value)
+    mantissa, exponent = np.frexp(value)
+    return float(np.ldexp(np.round(mantissa * 2.0**bits), int(exponent) - bits))
+
+
+@st.composite
+def logits(draw, shape, dtype: str, regime: str) -> np.ndarray:
+    if regime == "ties":
+        values = draw(hnp.arrays(np.float64, shape, elements=st.sampled_from(TIE_VALUES)))
+    else:
+        bound = 20.0 if regime == "ordinary" else WIDE[dtype]
+        values = draw(hnp.arrays(np.float64, shape, elements=st.floats(-bound, bound, allow_nan=False)))
+    return round_to(np.vectorize(_dyadic)(values), dtype) if values.size else round_to(values, dtype)
+
+
+def _shape(draw, rank_min: int = 2, rank_max: int = 2, classes_min: int = 2) -> tuple[int, ...]:
+    rank = draw(st.integers(rank_min, rank_max))
+    batch = tuple(draw(st.integers(1, 4)) for _ in range(rank - 1))
+    return batch + (draw(st.integers(classes_min, 7)),)
+
+
+@st.composite
+def soft_labels(draw, shape, dtype: str) -> np.ndarray:
+    """Non-negative rows summing to 1 (up to the dtype's rounding), some one-hot."""
+    if draw(st.booleans()):
+        index = draw(hnp.arrays(np.int64, shape[:-1], elements=st.integers(0, shape[-1] - 1)))
+        return round_to((index[..., None] == np.arange(shape[-1])).astype(float), dtype)
+    weights = draw(hnp.arrays(np.float64, shape, elements=st.sampled_from([0.0, 0.125, 0.25, 0.5, 1.0, 2.0])))
+    weights[..., 0] += 0.0625
+    return round_to(weights / weights.sum(axis=-1, keepdims=True), dtype)
+
+
+@st.composite
+def class_problems(draw, family: str, dtype: str, regime: str | None = None, rank_max: int = 3) -> Problem:
+    """softmax (soft labels) or sparse_softmax (class indices), class axis last."""
+    regime = regime or draw(st.sampled_from(REGIMES))
+    shape = _shape(draw, 2, rank_max)
+    x = draw(logits(shape, dtype, regime))
+    if family == "softmax":
+        labels = draw(soft_labels(shape, dtype))
+    else:
+        labels = draw(hnp.arrays(np.int64, shape[:-1], elements=st.integers(0, shape[-1] - 1)))
+    return Problem(family, {"logits": x, "labels": labels}, {}, dtype)
+
+
+def _outside_band(value: float, dtype: str) -> bool:
+    low, high = SUBNORMAL_BANDS[dtype]
+    return not (low <= abs(value) <= high)
+
+
+@st.composite
+def sigmoid_problems(draw, dtype: str, regime: str | None = None) -> Problem:
+    regime = regime or draw(st.sampled_from(REGIMES))
+    shape = _shape(draw, 1, 2, classes_min=1)
+    x = draw(logits(shape, dtype, regime))
+    x = np.where(np.vectorize(lambda v: _outside_band(float(v), dtype))(x.astype(np.float64)), x, round_to(1.0, dtype))
+    labels = draw(hnp.arrays(np.float64, shape, elements=st.sampled_from([0.0, 1.0, 0.0, 1.0, 0.25, 0.5, 0.875])))
+    return Problem("sigmoid", {"logits": round_to(x, dtype), "labels": round_to(labels, dtype)}, {}, dtype)
+
+
+def _inside_unit(probs: np.ndarray, dtype: str) -> np.ndarray:
+    """Probabilities rounded to ``dtype`` and kept strictly inside (0, 1): in
+    bfloat16 0.999 rounds to 1, where Keras' clip is void (a known divergence
+    with its own fixed case)."""
+    from conformance.dtypes import FORMATS
+
+    rounded = round_to(probs, dtype).astype(np.float64)
+    below_one = 1.0 - FORMATS[dtype].eps / 2
+    return round_to(np.clip(rounded, FORMATS[dtype].smallest_normal, below_one), dtype)
+
+
+@st.composite
+def probability_problems(draw, dtype: str) -> Problem:
+    """Binary losses on probabilities strictly inside (0, 1)."""
+    shape = _shape(draw, 1, 2, classes_min=1)
+    probs = draw(hnp.arrays(np.float64, shape, elements=st.floats(0.001, 0.999)))
+    labels = draw(hnp.arrays(np.float64, shape, elements=st.sampled_from([0.0, 1.0, 0.25, 0.5])))
+    return Problem("binary_probs", {"probs": _inside_unit(probs, dtype), "labels": round_to(labels, dtype)}, {},
+                   dtype)
+
+
+@st.composite
+def categorical_probability_problems(draw, family: str, dtype: str) -> Problem:
+    shape = _shape(draw, 2, 2)
+    raw = draw(hnp.arrays(np.float64, shape, elements=st.floats(0.01, 1.0)))
+    probs = round_to(raw / raw.sum(axis=-1, keepdims=True), dtype)
+    if family == "categorical_probs":
+        labels = draw(soft_labels(shape, dtype))
+    else:
+        labels = draw(hnp.arrays(np.int64, shape[:-1], elements=st.integers(0, shape[-1] - 1)))
+    return Problem(family, {"probs": probs, "labels": labels}, {}, dtype)
+
+
+def problems(family: str, dtype: str, regime: str | None = None):
+    """A strategy of problems of ``family`` in ``dtype``."""
+    if family in ("softmax", "sparse_softmax"):
+        return class_problems(family, dtype, regime)
+    if family == "sigmoid":
+        return sigmoid_problems(dtype, regime)
+    if family == "binary_probs":
+        return probability_problems(dtype)
+    return categorical_probability_problems(family, dtype)
+
+
+def as_yaml_case(problem: Problem, case_id: str = "regression_from_property") -> str:
+    """A falsifying problem as a case to paste into cases/regressions.yaml."""
+    from conformance.options import VOCABULARY
+
+    def literal(array) -> str:
+        array = np.asarray(array)
+        if array.dtype.kind in "iub":
+            return str(array.tolist())
+        return str(np.vectorize(lambda v: float(v).hex() if np.isfinite(v) else str(float(v)))(
+            array.astype(np.float64)).tolist()).replace("'", '"')
+
+    lines = [f"  - id: {case_id}", f"    family: {problem.family}", f"    dtypes: [{problem.dtype}]",
+             "    inputs:"]
+    for name, value in problem.inputs.items():
+        lines.append(f"      {name}: {literal(value)}")
+    options = {k: v for k, v in problem.options.items() if k in VOCABULARY}
+    if options:
+        lines.append("    options:")
+        for name, value in options.items():
+            lines.append(f"      {name}: {literal(value) if isinstance(value, np.ndarray) else value}")
+    return "\n".join(lines)

@@ -126,6 +126,7 @@ def _pytest(*args, cwd=ROOT, timeout=600):
     pytest.param("tensorflow", ("tensorflow:",), id="tf"),
     pytest.param("keras", ("tensorflow:keras.",), id="k3"),
     pytest.param("torch", ("torch:",), id="pt"),
+    pytest.param("jax", ("jax:",), id="jx"),
 ])
 def test_selection_by_framework_word(word, binding_prefixes, tmp_path):
     result = _pytest("--collect-only", "-q", "-k", word, f"--reports-dir={tmp_path}")
@@ -136,12 +137,17 @@ def test_selection_by_framework_word(word, binding_prefixes, tmp_path):
         assert any(prefix in parameters for prefix in binding_prefixes), node_id
 
 
-def test_selecting_one_framework_imports_no_other(tmp_path):
+@pytest.mark.parametrize("word, others", [
+    pytest.param("torch", ("tensorflow", "keras", "jax"), id="pt"),
+    pytest.param("jax", ("tensorflow", "keras", "torch"), id="jx"),
+])
+def test_selecting_one_framework_imports_no_other(word, others, tmp_path):
+    pytest.importorskip(word, reason=f"{word} is not installed: nothing to select")
     script = (
         "import sys, pytest\n"
-        f"code = pytest.main(['-o', 'addopts=', '-p', 'no:cacheprovider', '-q', '-k', 'torch and article3',"
+        f"code = pytest.main(['-o', 'addopts=', '-p', 'no:cacheprovider', '-q', '-k', '{word} and article3',"
         f" '--reports-dir={tmp_path}', 'tests/test_conformance.py'])\n"
-        "print('IMPORTED', sorted(m for m in ('tensorflow', 'keras', 'jax') if m in sys.modules))\n"
+        f"print('IMPORTED', sorted(m for m in {others!r} if m in sys.modules))\n"
         "sys.exit(code)\n"
     )
     result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=600)

@@ -1,0 +1,165 @@
+"""JAX bindings: optax's cross-entropies and the forms built on jax.nn.log_softmax.
+
+Registered through the ``xent_conformance.bindings`` entry point (see
+pyproject.toml), the same interface a third party uses; installed with the
+``jax`` extra. float64 needs ``jax_enable_x64``, which the adapter turns on
+when it first imports JAX (only then, so collecting the suite imports nothing).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from conformance.bindings import Binding, Problem
+from reference import core
+from reference import gradients as ref_grad
+
+DTYPES = frozenset({"float16", "bfloat16", "float32", "float64"})
+OPTAX_DOCS = "https://optax.readthedocs.io/en/latest/api/losses.html"
+
+
+def _jax():
+    import jax
+
+    jax.config.update("jax_enable_x64", True)
+    return jax
+
+
+def array(value):
+    """A JAX array of ``value`` in its own dtype (Python objects pass through)."""
+    if not isinstance(value, np.ndarray):
+        return value
+    return _jax().numpy.asarray(value)
+
+
+def to_numpy(value) -> np.ndarray:
+    return np.asarray(value)
+
+
+def _optax():
+    _jax()
+    import optax
+
+    return optax
+
+
+# --- forward computations: (logits, labels, axis) -> per-example losses ------------------
+
+def _softmax_ce(x, labels, axis):
+    return _optax().softmax_cross_entropy(x, labels, axis=axis)
+
+
+def _integer_ce(x, labels, axis):
+    return _optax().softmax_cross_entropy_with_integer_labels(x, labels)
+
+
+def _sigmoid_ce(x, labels, axis):
+    return _optax().sigmoid_binary_cross_entropy(x, labels)
+
+
+def _log_softmax_soft(x, labels, axis):
+    jax = _jax()
+    return -jax.numpy.sum(labels * jax.nn.log_softmax(x, axis=axis), axis=axis)
+
+
+def _log_softmax_integer(x, labels, axis):
+    jax = _jax()
+    jnp = jax.numpy
+    log_probs = jax.nn.log_softmax(x, axis=-1)
+    return -jnp.take_along_axis(log_probs, jnp.asarray(labels)[..., None], axis=-1)[..., 0]
+
+
+# JAX code runs under jax.jit in practice, and eager dispatch compiles every
+# primitive separately (1-2 s per check); so arrays go through one jitted
+# function per forward. Python lists and scalars, which jit would trace as
+# pytrees of scalars, go through the eager call as a user would write it.
+_JITTED: dict = {}
+
+
+def _compiled(forward, gradient: bool):
+    key = (forward, gradient)
+    if key not in _JITTED:
+        jax = _jax()
+        function = forward
+        if gradient:
+            function = jax.grad(lambda x, labels, axis: jax.numpy.sum(forward(x, labels, axis)))
+        _JITTED[key] = jax.jit(function, static_argnames="axis")
+    return _JITTED[key]
+
+
+def _run(forward, problem: Problem, gradient: bool = False):
+    x, labels = problem.prediction, problem.labels
+    axis = problem.axis
+    if isinstance(x, np.ndarray) and isinstance(labels, np.ndarray):
+        return _compiled(forward, gradient)(array(x), array(labels), axis=axis)
+    if gradient:
+        jax = _jax()
+        return jax.grad(lambda v: jax.numpy.sum(forward(v, array(labels), axis)))(array(x))
+    return forward(array(x), array(labels), axis)
+
+
+def _caller(forward):
+    def call(problem: Problem):
+        return to_numpy(_run(forward, problem))
+
+    return call
+
+
+def _autodiff(forward):
+    def gradient(problem: Problem):
+        return {"logits": to_numpy(_run(forward, problem, gradient=True))}
+
+    return gradient
+
+
+# --- references and exact gradients ----------------------------------------------------
+
+def _reference_soft(problem: Problem):
+    return core.softmax_cross_entropy(problem.prediction, problem.labels, axis=problem.axis, extended=True)
+
+
+def _reference_integer(problem: Problem):
+    return core.sparse_softmax_cross_entropy(problem.prediction, problem.labels, extended=True)
+
+
+def _reference_sigmoid(problem: Problem):
+    return core.sigmoid_cross_entropy(problem.prediction, problem.labels, extended=True)
+
+
+def _gradient_soft(problem: Problem):
+    return {"logits": ref_grad.softmax_family(problem.prediction, problem.labels, axis=problem.axis)}
+
+
+def _gradient_integer(problem: Problem):
+    x = np.asarray(problem.prediction)
+    one_hot = (np.asarray(problem.labels)[..., None] == np.arange(x.shape[-1])).astype(np.float64)
+    return {"logits": ref_grad.softmax_family(x, one_hot)}
+
+
+def _gradient_sigmoid(problem: Problem):
+    z = core.to_work(problem.labels)
+    return {"logits": ref_grad.softplus_pair(problem.prediction, z, 1 - z)}
+
+
+def _binding(name, api, family, forward, reference, reference_gradient, options=None, notes=None):
+    return Binding(
+        id=f"jax:{name}", api=api, framework="jax", family=family, call=_caller(forward), reference=reference,
+        dtypes=DTYPES, options=options or {}, requires=("jax", "optax"), doc=OPTAX_DOCS,
+        gradient=_autodiff(forward), reference_gradient=reference_gradient, notes=notes or {},
+    )
+
+
+BINDINGS = [
+    _binding("optax.softmax_cross_entropy", "optax.softmax_cross_entropy", "softmax", _softmax_ce,
+             _reference_soft, _gradient_soft, {"axis": None}),
+    _binding("optax.softmax_cross_entropy_with_integer_labels", "optax.softmax_cross_entropy_with_integer_labels",
+             "sparse_softmax", _integer_ce, _reference_integer, _gradient_integer, {"axis": {-1}},
+             notes={"axis": "the binding passes class indices along the last axis only"}),
+    _binding("optax.sigmoid_binary_cross_entropy", "optax.sigmoid_binary_cross_entropy", "sigmoid", _sigmoid_ce,
+             _reference_sigmoid, _gradient_sigmoid),
+    _binding("nn.log_softmax(soft_labels)", "-sum(labels * jax.nn.log_softmax(logits))", "softmax",
+             _log_softmax_soft, _reference_soft, _gradient_soft, {"axis": None}),
+    _binding("nn.log_softmax(integer_labels)", "-take_along_axis(jax.nn.log_softmax(logits), labels)",
+             "sparse_softmax", _log_softmax_integer, _reference_integer, _gradient_integer, {"axis": {-1}},
+             notes={"axis": "the binding takes class indices along the last axis only"}),
+]

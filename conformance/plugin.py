@@ -35,6 +35,9 @@ def pytest_addoption(parser):
     group.addoption("--bindings", action="append", default=[], metavar="MODULE",
                     help="import MODULE and add its BINDINGS (repeatable)")
     group.addoption("--reports-dir", default="reports", help="where the parity reports go (default: reports/)")
+    group.addoption("--parity-baseline", default=None, metavar="PATH",
+                    help="compare the run with a stored parity.json: new failures and errors grown beyond "
+                         "the threshold fail the run (see conformance/baseline.py)")
 
 
 def pytest_configure(config):
@@ -44,7 +47,21 @@ def pytest_configure(config):
         config.addinivalue_line("markers", f"{name}: checks in {name}")
     for name in TAG_MARKERS:
         config.addinivalue_line("markers", f"{name}: cases tagged {name}")
-    config.pluginmanager.register(reports.Recorder(config), "xent-conformance-recorder")
+    stored, generated = None, ()
+    path = config.getoption("parity_baseline")
+    if path and not hasattr(config, "workerinput"):
+        from conformance import baseline
+
+        try:
+            stored = baseline.load(Path(path))
+        except baseline.BaselineError as error:
+            raise pytest.UsageError(str(error)) from error
+        try:
+            generated = tuple(check.id for check in build(str(Path(config.getoption("cases_dir")).resolve()),
+                                                          tuple(config.getoption("bindings"))).checks)
+        except (CaseError, BindingError):
+            generated = ()  # collection reports the broken case file
+    config.pluginmanager.register(reports.Recorder(config, stored, generated), "xent-conformance-recorder")
 
 
 def suite_of(config):
@@ -88,7 +105,13 @@ def item_key(item) -> str:
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(session, config, items):
     """Known divergences also apply to tests that are not checks (the
-    cross-checks), matched on 'function:param-id'; runs before -k deselects."""
+    cross-checks), matched on 'function:param-id'; runs before -k deselects.
+    Items marked large run only when the -m expression names large."""
+    if "large" not in (config.getoption("markexpr") or ""):
+        large = [item for item in items if item.get_closest_marker("large") is not None]
+        if large:
+            config.hook.pytest_deselected(items=large)
+            items[:] = [item for item in items if item.get_closest_marker("large") is None]
     keys = config.stash.setdefault(COLLECTED_KEYS, set())
     try:
         suite = build(str(Path(config.getoption("cases_dir")).resolve()), tuple(config.getoption("bindings")))
@@ -108,6 +131,15 @@ def pytest_collection_modifyitems(session, config, items):
 
 
 def pytest_terminal_summary(terminalreporter, config):
+    recorder = config.pluginmanager.get_plugin("xent-conformance-recorder")
+    if recorder is not None and recorder.baseline_diff is not None:
+        from conformance.baseline import terminal_lines
+
+        diff = recorder.baseline_diff
+        terminalreporter.write_sep("=", "parity baseline", red=bool(diff["regressions"]),
+                                   green=not diff["regressions"])
+        for line in terminal_lines(diff):
+            terminalreporter.write_line(line)
     try:
         suite = build(str(Path(config.getoption("cases_dir")).resolve()), tuple(config.getoption("bindings")))
     except (CaseError, BindingError):

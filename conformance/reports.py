@@ -3,7 +3,8 @@
 Every check item carries its identity in ``user_properties`` from collection
 on (framework, binding, case, dtype), and its measurements once it has run.
 The controller process gathers the reports and, at session end (also after
-Ctrl-C), writes ``parity.json`` and ``parity.md`` into the reports directory.
+Ctrl-C), writes the parity report (:mod:`conformance.parity`), the accuracy
+report and the behaviour matrix into the reports directory.
 """
 
 from __future__ import annotations
@@ -18,7 +19,9 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-OUTCOMES = ("passed", "failed", "xfailed", "xpassed", "skipped", "error")
+from conformance import parity
+from conformance.parity import OUTCOMES, plain as _plain
+
 FRAMEWORK_PACKAGES = ("numpy", "torch", "tensorflow-cpu", "tensorflow", "keras", "jax", "optax", "onnx",
                       "ml-dtypes", "mpmath", "pytest", "hypothesis")
 
@@ -53,6 +56,8 @@ def _cpu_name() -> str:
 def outcome_of(report) -> str | None:
     """The item's final outcome from one phase report, or None if undecided."""
     if report.when == "call":
+        if report.failed and str(report.longrepr).startswith("[XPASS(strict)]"):
+            return "xpassed"  # a strict xfail that passed: pytest fails it, the reports name it
         if hasattr(report, "wasxfail"):
             return "xfailed" if report.skipped else "xpassed"
         return report.outcome
@@ -81,9 +86,13 @@ def _reason(report) -> str:
 class Recorder:
     """Gathers one record per item; writes the reports on the controller."""
 
-    def __init__(self, config):
+    def __init__(self, config, baseline=None, generated_ids=()):
         self.config = config
         self.records: dict[str, dict[str, Any]] = {}
+        # the --parity-baseline checks by id, and every check id the suite generates
+        self.baseline = baseline
+        self.generated_ids = generated_ids
+        self.baseline_diff: dict[str, Any] | None = None
 
     @property
     def is_worker(self) -> bool:
@@ -130,7 +139,15 @@ class Recorder:
             return
         interrupted = bool(session.shouldstop) or exitstatus == 2
         records = list(self.records.values())
-        write_parity(self.directory(), records, interrupted=interrupted)
+        if self.baseline is not None:
+            from conformance import baseline
+
+            checks = [r for r in records if "check" in r]
+            self.baseline_diff = baseline.compare(checks, self.baseline, self.generated_ids,
+                                                  str(self.config.getoption("parity_baseline")))
+            if self.baseline_diff["regressions"] and session.exitstatus == 0:
+                session.exitstatus = 1  # pytest.ExitCode.TESTS_FAILED: a regression fails the run
+        write_parity(self.directory(), records, interrupted=interrupted, baseline_diff=self.baseline_diff)
         write_accuracy(self.directory(), records, interrupted=interrupted)
         write_behaviour(self.directory(), records, interrupted=interrupted)
 
@@ -141,76 +158,9 @@ class Recorder:
         prefix.append(behaviour_html(behaviour_tables(records)))
 
 
-def _cell_key(record) -> tuple[str, str, str]:
-    return record["framework"], record["binding"], record["dtype"]
-
-
-def parity_matrix(records) -> list[dict[str, Any]]:
-    """One cell per (framework, binding, dtype): counts, worst error, worst case."""
-    cells: dict[tuple, dict[str, Any]] = {}
-    for record in records:
-        if "binding" not in record:
-            continue
-        cell = cells.setdefault(_cell_key(record), {
-            "framework": record["framework"], "binding": record["binding"], "api": record.get("api", ""),
-            "dtype": record["dtype"], "counts": defaultdict(int), "worst_ulp": None, "worst_case": None,
-            "worst_bound_ratio": None, "checks": [],
-        })
-        cell["counts"][record["outcome"]] += 1
-        cell["checks"].append(record["check"])
-        ulp = record.get("max_ulp")
-        if isinstance(ulp, (int, float)) and (cell["worst_ulp"] is None or ulp > cell["worst_ulp"]):
-            cell["worst_ulp"], cell["worst_case"] = ulp, record["case"]
-            cell["worst_bound_ratio"] = record.get("bound_ratio")
-    ordered = []
-    for key in sorted(cells):
-        cell = cells[key]
-        cell["counts"] = {name: cell["counts"].get(name, 0) for name in OUTCOMES}
-        ordered.append(cell)
-    return ordered
-
-
-def _plain(value):
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
-    return value
-
-
-def write_parity(directory: Path, records, interrupted: bool = False) -> None:
-    directory.mkdir(parents=True, exist_ok=True)
-    checks = sorted((r for r in records if "check" in r), key=lambda r: r["check"])
-    document = {
-        "environment": environment(),
-        "interrupted": interrupted,
-        "totals": {name: sum(1 for r in checks if r["outcome"] == name) for name in OUTCOMES},
-        "matrix": parity_matrix(checks),
-        "checks": [{k: _plain(v) for k, v in r.items()} for r in checks],
-    }
-    (directory / "parity.json").write_text(json.dumps(document, indent=1, default=str) + "\n")
-    (directory / "parity.md").write_text(parity_markdown(document))
-
-
-def parity_markdown(document) -> str:
-    env = document["environment"]
-    versions = ", ".join(f"{k} {v}" for k, v in env["packages"].items())
-    totals = ", ".join(f"{v} {k}" for k, v in document["totals"].items() if v)
-    lines = [
-        "# Cross-entropy parity",
-        "",
-        f"Python {env['python']} on {env['cpu']} ({env['cores']} cores); {versions}.",
-        "",
-        f"Checks: {totals or 'none'}" + (" (run interrupted: partial)" if document["interrupted"] else ""),
-        "",
-        "| framework | API | dtype | pass | fail | xfail | xpass | skip | worst ULP | worst case |",
-        "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
-    ]
-    for cell in document["matrix"]:
-        c = cell["counts"]
-        worst = "" if cell["worst_ulp"] is None else f"{cell['worst_ulp']:.3g}"
-        lines.append(f"| {cell['framework']} | `{cell['api']}` | {cell['dtype']} | {c['passed']} | "
-                     f"{c['failed'] + c['error']} | {c['xfailed']} | {c['xpassed']} | {c['skipped']} | {worst} | "
-                     f"{cell['worst_case'] or ''} |")
-    return "\n".join(lines) + "\n"
+def write_parity(directory: Path, records, interrupted: bool = False, baseline_diff=None) -> None:
+    checks = [r for r in records if "check" in r]
+    parity.write(directory, parity.document(checks, environment(), interrupted, baseline_diff))
 
 
 # --- accuracy ----------------------------------------------------------------------------------------------

@@ -1,0 +1,160 @@
+"""The baseline guard: this run against a stored ``parity.json``.
+
+``pytest --parity-baseline PATH`` compares every check that ran with the same
+check in the baseline and sorts the differences:
+
+* new failures: a check that fails (or errors) now and did not in the baseline,
+  or a new check that fails;
+* grown errors: a check whose max error in ULPs grew beyond ``GROWTH_FACTOR``
+  times and ``GROWTH_SLACK_ULP`` ULPs more than the baseline's, although it may
+  still be within its tolerance;
+* fixed: a check that is a known divergence (xfail) in the baseline and passes
+  now (the strict xfail fails the run too: remove the divergence entry);
+* improved: a check that failed in the baseline and passes now, or whose error
+  shrank by the same factor;
+* new and removed checks: ids the suite generates now but the baseline lacks,
+  and the reverse (independent of -k / -m selection, which only limits what ran).
+
+New failures and grown errors are regressions: they fail the run. Checks the
+baseline has but this run skipped or deselected are counted, not judged.
+
+Why these thresholds: the same check on another x86-64 CPU, or after a libm
+update, moves by a few tenths of an ULP up to about 2× (different exp/log
+kernels, different SIMD widths); a regression in an algorithm (a cancellation,
+a lost guard) moves it by orders of magnitude. The tolerance model itself
+still fails any check beyond its bound.
+
+``python -m conformance.baseline [SOURCE] [TARGET]`` writes a trimmed copy of a
+run's parity.json (default reports/parity.json -> reports/baseline/parity.json)
+to commit as the new baseline.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+GROWTH_FACTOR = 2.0
+GROWTH_SLACK_ULP = 1.0
+FAILING = ("failed", "error")
+KEPT_FIELDS = ("check", "kind", "framework", "binding", "api", "family", "case", "dtype", "outcome", "max_ulp",
+               "framework_version")
+
+
+class BaselineError(Exception):
+    pass
+
+
+def load(path: Path) -> dict[str, dict[str, Any]]:
+    """The baseline's checks by id; a clear error for a missing or malformed file."""
+    try:
+        document = json.loads(Path(path).read_text())
+    except FileNotFoundError as error:
+        raise BaselineError(f"parity baseline {path}: no such file") from error
+    except (OSError, json.JSONDecodeError) as error:
+        raise BaselineError(f"parity baseline {path}: not readable JSON ({error})") from error
+    checks = document.get("checks") if isinstance(document, dict) else None
+    if not isinstance(checks, list) or not all(isinstance(c, dict) and "check" in c and "outcome" in c
+                                               for c in checks):
+        raise BaselineError(f"parity baseline {path}: expected a parity.json with a 'checks' list "
+                            "of objects with 'check' and 'outcome'")
+    return {check["check"]: check for check in checks}
+
+
+def _ulp(value) -> float | None:
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return None if math.isnan(number) else number
+
+
+def grew(before: float, now: float) -> bool:
+    return now > max(before * GROWTH_FACTOR, before + GROWTH_SLACK_ULP)
+
+
+def compare(current, baseline: dict[str, dict[str, Any]], generated_ids, label: str) -> dict[str, Any]:
+    """The differences between the checks that ran (``current`` records) and the
+    baseline; ``generated_ids`` are every check id the suite generates now."""
+    diff: dict[str, Any] = {"baseline": label, "growth_factor": GROWTH_FACTOR, "growth_slack_ulp": GROWTH_SLACK_ULP,
+                            "new_failures": [], "grown": [], "fixed": [], "improved": [],
+                            "new_checks": [], "removed_checks": [], "not_run": 0}
+    ran = set()
+    for record in sorted(current, key=lambda r: r["check"]):
+        check, outcome = record["check"], record["outcome"]
+        if outcome == "skipped":
+            continue
+        ran.add(check)
+        before = baseline.get(check)
+        was = before["outcome"] if before else None
+        if outcome in FAILING and was not in FAILING:
+            diff["new_failures"].append({"check": check, "was": was, "now": outcome,
+                                         "what": f"{was or 'new'} -> {outcome}"})
+            continue
+        if outcome == "xpassed" or (outcome == "passed" and was == "xfailed"):
+            diff["fixed"].append({"check": check, "was": was, "now": outcome, "what": f"{was} -> {outcome}"})
+            continue
+        if outcome == "passed" and was in FAILING:
+            diff["improved"].append({"check": check, "was": was, "now": outcome, "what": f"{was} -> passed"})
+            continue
+        now_ulp, was_ulp = _ulp(record.get("max_ulp")), _ulp(before.get("max_ulp")) if before else None
+        if now_ulp is None or was_ulp is None or outcome in FAILING:
+            continue
+        if grew(was_ulp, now_ulp):
+            diff["grown"].append({"check": check, "was_ulp": was_ulp, "now_ulp": now_ulp,
+                                  "what": f"max error {was_ulp:.3g} -> {now_ulp:.3g} ULP"})
+        elif grew(now_ulp, was_ulp):
+            diff["improved"].append({"check": check, "was_ulp": was_ulp, "now_ulp": now_ulp,
+                                     "what": f"max error {was_ulp:.3g} -> {now_ulp:.3g} ULP"})
+    generated = set(generated_ids)
+    diff["new_checks"] = [{"check": c, "what": "not in the baseline"} for c in sorted(generated - set(baseline))]
+    diff["removed_checks"] = [{"check": c, "what": "no longer generated"} for c in sorted(set(baseline) - generated)]
+    diff["not_run"] = len((set(baseline) & generated) - ran)
+    diff["regressions"] = len(diff["new_failures"]) + len(diff["grown"])
+    return diff
+
+
+def terminal_lines(diff: dict[str, Any], limit: int = 15) -> list[str]:
+    verdict = "REGRESSION" if diff["regressions"] else "no regression"
+    lines = [f"against {diff['baseline']}: {verdict} ({len(diff['new_failures'])} new failures, "
+             f"{len(diff['grown'])} grown errors, {len(diff['fixed'])} fixed, {len(diff['improved'])} improved, "
+             f"{len(diff['new_checks'])} new and {len(diff['removed_checks'])} removed checks, "
+             f"{diff['not_run']} baseline checks not run)"]
+    for name, label in (("new_failures", "new failure"), ("grown", "grown error"), ("fixed", "now passes"),
+                        ("improved", "improved"), ("new_checks", "new check"), ("removed_checks", "removed check")):
+        for entry in diff[name][:limit]:
+            lines.append(f"  {label}: {entry['check']}  {entry.get('what', '')}")
+        if len(diff[name]) > limit:
+            lines.append(f"  ... and {len(diff[name]) - limit} more {label}s (reports/parity.json, 'baseline')")
+    return lines
+
+
+def trim(document: dict[str, Any]) -> dict[str, Any]:
+    """What a baseline needs: the environment and, per check, outcome and error."""
+    return {
+        "environment": document.get("environment", {}),
+        "totals": document.get("totals", {}),
+        "checks": [{k: check[k] for k in KEPT_FIELDS if k in check} for check in document["checks"]],
+    }
+
+
+def main(argv: list[str]) -> int:
+    source = Path(argv[0]) if argv else Path("reports/parity.json")
+    target = Path(argv[1]) if len(argv) > 1 else Path("reports/baseline/parity.json")
+    document = json.loads(source.read_text())
+    if document.get("interrupted"):
+        print(f"{source} comes from an interrupted run; refusing to make it the baseline", file=sys.stderr)
+        return 2
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(json.dumps(trim(document), indent=0, sort_keys=True) + "\n")
+    print(f"wrote {target}: {len(document['checks'])} checks")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,321 @@
+"""The parity report: framework x API x dtype, for reviewers and for CI.
+
+``parity.json`` is the machine-readable record of a run: the environment, the
+totals, one matrix cell per (framework, binding, dtype) with its counts and
+worst error, and every check with its outcome, measured errors, xfail reason
+and the version of the framework that ran it. ``parity.md`` is short enough
+for a CI job summary; ``parity.html`` is one self-contained page (no network:
+inline CSS, no scripts) whose cells open, with ``<details>``, onto their checks.
+All three are built from the test reports alone, so they work under xdist.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import defaultdict
+from html import escape
+from pathlib import Path
+from typing import Any
+
+OUTCOMES = ("passed", "failed", "xfailed", "xpassed", "skipped", "error")
+DTYPE_ORDER = ("float16", "bfloat16", "float32", "float64")
+# the packages whose versions decide a framework's numbers (keras only for Keras bindings)
+FRAMEWORK_PACKAGES = {
+    "torch": ("torch",),
+    "tensorflow": ("tensorflow-cpu", "tensorflow"),
+    "jax": ("jax", "jaxlib", "optax"),
+    "numpy": ("numpy",),
+}
+
+
+def framework_version(binding: str, framework: str, packages: dict[str, str]) -> str:
+    """'torch 2.13.0', 'tensorflow-cpu 2.21.0, keras 3.15.1', ... from the environment."""
+    names = [name for name in FRAMEWORK_PACKAGES.get(framework, (framework,)) if name in packages]
+    if framework == "tensorflow":
+        names = names[:1]
+        if ":keras." in binding and "keras" in packages:
+            names.append("keras")
+    return ", ".join(f"{name} {packages[name]}" for name in names) or "unknown"
+
+
+def _number(value) -> float | None:
+    if isinstance(value, bool) or value is None:
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number
+
+
+def plain(value):
+    """JSON has no inf or NaN: such floats are written as strings."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    return value
+
+
+def matrix(checks) -> list[dict[str, Any]]:
+    """One cell per (framework, binding, dtype): counts, worst error, worst case."""
+    cells: dict[tuple, dict[str, Any]] = {}
+    for record in checks:
+        key = (record["framework"], record["binding"], record["dtype"])
+        cell = cells.setdefault(key, {
+            "framework": record["framework"], "binding": record["binding"], "api": record.get("api", ""),
+            "dtype": record["dtype"], "counts": defaultdict(int), "worst_ulp": None, "worst_case": None,
+            "worst_check": None, "worst_bound_ratio": None, "checks": [],
+        })
+        cell["counts"][record["outcome"]] += 1
+        cell["checks"].append(record["check"])
+        ulp = _number(record.get("max_ulp"))
+        if ulp is not None and (cell["worst_ulp"] is None or ulp > cell["worst_ulp"]):
+            cell["worst_ulp"], cell["worst_case"], cell["worst_check"] = ulp, record["case"], record["check"]
+            cell["worst_bound_ratio"] = record.get("bound_ratio")
+    ordered = []
+    for key in sorted(cells, key=lambda k: (k[0], k[1], _dtype_rank(k[2]))):
+        cell = cells[key]
+        cell["counts"] = {name: cell["counts"].get(name, 0) for name in OUTCOMES}
+        cell["worst_ulp"] = plain(cell["worst_ulp"])
+        ordered.append(cell)
+    return ordered
+
+
+def _dtype_rank(dtype: str) -> int:
+    return DTYPE_ORDER.index(dtype) if dtype in DTYPE_ORDER else len(DTYPE_ORDER)
+
+
+def document(checks, environment: dict[str, Any], interrupted: bool, baseline_diff=None) -> dict[str, Any]:
+    checks = sorted(checks, key=lambda r: r["check"])
+    packages = environment.get("packages", {})
+    rows = []
+    for record in checks:
+        row = {k: plain(v) for k, v in record.items()}
+        row["framework_version"] = framework_version(record["binding"], record["framework"], packages)
+        rows.append(row)
+    result = {
+        "environment": environment,
+        "interrupted": interrupted,
+        "totals": {name: sum(1 for r in checks if r["outcome"] == name) for name in OUTCOMES},
+        "matrix": matrix(checks),
+        "checks": rows,
+    }
+    if baseline_diff is not None:
+        result["baseline"] = baseline_diff
+    return result
+
+
+def write(directory: Path, doc: dict[str, Any]) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "parity.json").write_text(json.dumps(doc, indent=1, default=str) + "\n")
+    (directory / "parity.md").write_text(markdown(doc))
+    (directory / "parity.html").write_text(html_page(doc))
+
+
+# --- the cell's state and its short text, shared by the Markdown and HTML forms ------------------------------
+
+def cell_state(counts: dict[str, int]) -> str:
+    """fail (a failure, an error or an unexpected pass), xfail (known divergences only), pass, skip."""
+    if counts["failed"] or counts["error"] or counts["xpassed"]:
+        return "fail"
+    if counts["xfailed"]:
+        return "xfail"
+    if counts["passed"]:
+        return "pass"
+    return "skip"
+
+
+def _ulp_text(value) -> str:
+    number = _number(value)
+    if number is None:
+        return ""
+    if not math.isfinite(number):
+        return "inf ULP"
+    return f"{number:.2g} ULP" if number < 100 else f"{number:.3g} ULP"
+
+
+def cell_text(cell: dict[str, Any]) -> str:
+    c = cell["counts"]
+    parts = [f"{c['passed']}✓"] if c["passed"] else []
+    if c["failed"] or c["error"]:
+        parts.append(f"{c['failed'] + c['error']}✗")
+    if c["xpassed"]:
+        parts.append(f"{c['xpassed']} xpass")
+    if c["xfailed"]:
+        parts.append(f"{c['xfailed']} xfail")
+    if c["skipped"] and not parts:
+        parts.append(f"{c['skipped']} skip")
+    return " ".join(parts)
+
+
+def _rows(doc) -> tuple[list[tuple[str, str, str]], list[str], dict]:
+    """(framework, binding, api) rows, the dtype columns present, cells by (binding, dtype)."""
+    by_key = {(cell["binding"], cell["dtype"]): cell for cell in doc["matrix"]}
+    rows = sorted({(cell["framework"], cell["binding"], cell["api"]) for cell in doc["matrix"]})
+    dtypes = sorted({cell["dtype"] for cell in doc["matrix"]}, key=_dtype_rank)
+    return rows, dtypes, by_key
+
+
+def _versions(env: dict[str, Any]) -> str:
+    return ", ".join(f"{k} {v}" for k, v in env.get("packages", {}).items())
+
+
+# --- Markdown: a CI job summary ------------------------------------------------------------------------------
+
+def markdown(doc: dict[str, Any]) -> str:
+    env = doc["environment"]
+    totals = ", ".join(f"{v} {k}" for k, v in doc["totals"].items() if v)
+    rows, dtypes, by_key = _rows(doc)
+    lines = [
+        "# Cross-entropy parity",
+        "",
+        f"Python {env['python']} on {env['cpu']} ({env['cores']} cores); {_versions(env)}.",
+        "",
+        f"**Checks:** {totals or 'none'}" + (" — **run interrupted: partial**" if doc["interrupted"] else ""),
+        "",
+    ]
+    if "baseline" in doc:
+        lines += baseline_markdown(doc["baseline"]) + [""]
+    lines += [
+        "Each cell: checks passed ✓, failed ✗, known divergences (xfail), and the worst error in ULPs of the "
+        "dtype. 🟥 a failure, 🟧 known divergences only, 🟩 all passed, ⬜ skipped. `reports/parity.html` "
+        "opens each cell onto its checks.",
+        "",
+        "| API | " + " | ".join(dtypes) + " |",
+        "| --- |" + " --- |" * len(dtypes),
+    ]
+    marks = {"fail": "🟥", "xfail": "🟧", "pass": "🟩", "skip": "⬜"}
+    for framework, binding, api in rows:
+        cells = []
+        for dtype in dtypes:
+            cell = by_key.get((binding, dtype))
+            if cell is None:
+                cells.append("")
+                continue
+            worst = _ulp_text(cell["worst_ulp"])
+            cells.append(f"{marks[cell_state(cell['counts'])]} {cell_text(cell)}" + (f", {worst}" if worst else ""))
+        lines.append(f"| `{binding}` | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def baseline_markdown(diff: dict[str, Any]) -> list[str]:
+    verdict = "**regression**" if diff["regressions"] else "no regression"
+    lines = [f"**Against the baseline** (`{diff['baseline']}`): {verdict}. " + "; ".join(
+        f"{len(diff[name])} {label}" for name, label in BASELINE_SECTIONS if diff[name]) + "."]
+    for name, label in BASELINE_SECTIONS:
+        if diff[name] and name in ("new_failures", "grown", "fixed"):
+            lines.append(f"- {label}: " + ", ".join(f"`{entry['check']}`" for entry in diff[name][:10])
+                         + (" ..." if len(diff[name]) > 10 else ""))
+    return lines
+
+
+BASELINE_SECTIONS = (
+    ("new_failures", "new failures"),
+    ("grown", "errors grown beyond the threshold"),
+    ("fixed", "known divergences that now pass"),
+    ("improved", "improvements"),
+    ("new_checks", "new checks"),
+    ("removed_checks", "removed checks"),
+)
+
+
+# --- HTML: one self-contained page ---------------------------------------------------------------------------
+
+STYLE = """
+body { font: 14px/1.4 system-ui, sans-serif; margin: 1.5em; color: #1b1b1b; }
+h1 { font-size: 1.5em; margin: 0 0 .3em; } h2 { font-size: 1.15em; margin-top: 1.6em; }
+table { border-collapse: collapse; } th, td { border: 1px solid #ccc; padding: 4px 6px; vertical-align: top; }
+th { background: #f1f1f1; text-align: left; }
+table.env td:first-child { font-weight: 600; }
+td.cell { min-width: 9em; } td.api code { font-size: .92em; }
+td.pass { background: #e3f4e1; } td.xfail { background: #fde9c8; } td.fail { background: #f9d0cd; }
+td.skip { background: #f3f3f3; color: #666; }
+details > summary { cursor: pointer; } details[open] > summary { font-weight: 600; }
+table.checks { margin-top: .4em; font-size: .88em; background: #fff; }
+table.checks td.o-failed, table.checks td.o-error, table.checks td.o-xpassed { color: #a30d00; font-weight: 600; }
+table.checks td.o-xfailed { color: #8a5200; } .reason { max-width: 60em; white-space: pre-wrap; }
+.legend span { display: inline-block; padding: 1px 8px; margin-right: 6px; border: 1px solid #ccc; }
+.verdict-bad { color: #a30d00; font-weight: 600; } .verdict-good { color: #176b12; font-weight: 600; }
+"""
+
+
+def html_page(doc: dict[str, Any]) -> str:
+    env = doc["environment"]
+    rows, dtypes, by_key = _rows(doc)
+    checks_by_cell: dict[tuple, list] = defaultdict(list)
+    for record in doc["checks"]:
+        checks_by_cell[(record["binding"], record["dtype"])].append(record)
+    totals = ", ".join(f"{v} {k}" for k, v in doc["totals"].items() if v) or "none"
+    env_rows = [("Python", env.get("python", "")), ("Platform", env.get("platform", "")),
+                ("CPU", f"{env.get('cpu', '')} ({env.get('cores', '?')} cores)"),
+                ("Packages", _versions(env)), ("Checks", totals)]
+    parts = [
+        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
+        "<title>Cross-entropy parity</title>",
+        f"<style>{STYLE}</style></head><body>",
+        "<h1>Cross-entropy parity</h1>",
+    ]
+    if doc["interrupted"]:
+        parts.append("<p class='verdict-bad' id='interrupted'>The run was interrupted: the matrix is partial.</p>")
+    parts.append("<table class='env' id='environment'>" + "".join(
+        f"<tr><td>{escape(name)}</td><td>{escape(str(value))}</td></tr>" for name, value in env_rows) + "</table>")
+    if "baseline" in doc:
+        parts.append(baseline_html(doc["baseline"]))
+    parts.append(
+        "<h2>Matrix</h2><p class='legend'>Each cell counts the checks of one API in one dtype and gives the worst "
+        "error in ULPs of that dtype; click it to see its checks. <span class='pass' style='background:#e3f4e1'>"
+        "all passed</span><span style='background:#fde9c8'>known divergences (strict xfail)</span>"
+        "<span style='background:#f9d0cd'>failed or unexpectedly passed</span>"
+        "<span style='background:#f3f3f3'>skipped</span></p>")
+    head = "".join(f"<th>{escape(dtype)}</th>" for dtype in dtypes)
+    body = []
+    for framework, binding, api in rows:
+        cells = []
+        for dtype in dtypes:
+            cell = by_key.get((binding, dtype))
+            if cell is None:
+                cells.append("<td class='cell empty'></td>")
+                continue
+            state = cell_state(cell["counts"])
+            worst = _ulp_text(cell["worst_ulp"])
+            summary = escape(cell_text(cell)) + (f"<br><small>worst {escape(worst)}</small>" if worst else "")
+            cells.append(f"<td class='cell {state}' data-binding='{escape(binding, quote=True)}' "
+                         f"data-dtype='{dtype}'><details><summary>{summary}</summary>"
+                         f"{_checks_table(checks_by_cell[(binding, dtype)])}</details></td>")
+        body.append(f"<tr><td>{escape(framework)}</td><td class='api'><code>{escape(api)}</code></td>"
+                    + "".join(cells) + "</tr>")
+    parts.append(f"<table id='matrix'><thead><tr><th>framework</th><th>API</th>{head}</tr></thead>"
+                 f"<tbody>{''.join(body)}</tbody></table>")
+    parts.append("</body></html>\n")
+    return "".join(parts)
+
+
+def _checks_table(records) -> str:
+    rows = []
+    order = {"failed": 0, "error": 0, "xpassed": 1, "xfailed": 2, "passed": 3, "skipped": 4}
+    for record in sorted(records, key=lambda r: (order.get(r["outcome"], 5), r["check"])):
+        reason = record.get("reason", "") if record["outcome"] != "passed" else ""
+        rows.append(
+            f"<tr><td>{escape(record['case'])}</td><td>{escape(record.get('kind', ''))}</td>"
+            f"<td class='o-{escape(record['outcome'])}'>{escape(record['outcome'])}</td>"
+            f"<td>{escape(_ulp_text(record.get('max_ulp')))}</td>"
+            f"<td class='reason'>{escape(str(reason)[:600])}</td></tr>")
+    return ("<table class='checks'><tr><th>case</th><th>check</th><th>outcome</th><th>max error</th>"
+            "<th>reason</th></tr>" + "".join(rows) + "</table>")
+
+
+def baseline_html(diff: dict[str, Any]) -> str:
+    verdict = ("<span class='verdict-bad'>regression</span>" if diff["regressions"]
+               else "<span class='verdict-good'>no regression</span>")
+    parts = [f"<h2>Against the baseline</h2><p id='baseline-verdict'>{escape(diff['baseline'])}: {verdict} "
+             f"(an error counts as grown beyond {diff['growth_factor']:g}× and {diff['growth_slack_ulp']:g} ULP "
+             "of the baseline's)</p>"]
+    for name, label in BASELINE_SECTIONS:
+        entries = diff[name]
+        if not entries:
+            continue
+        items = "".join(f"<li><code>{escape(entry['check'])}</code> {escape(entry.get('what', ''))}</li>"
+                        for entry in entries[:200])
+        more = f"<li>… and {len(entries) - 200} more</li>" if len(entries) > 200 else ""
+        parts.append(f"<details><summary>{len(entries)} {escape(label)}</summary><ul>{items}{more}</ul></details>")
+    return "".join(parts)

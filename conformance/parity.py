@@ -148,12 +148,14 @@ def cell_text(cell: dict[str, Any]) -> str:
     return " ".join(parts)
 
 
-def _rows(doc) -> tuple[list[tuple[str, str, str]], list[str], dict]:
-    """(framework, binding, api) rows, the dtype columns present, cells by (binding, dtype)."""
+def _grid(doc) -> tuple[list[str], list[tuple[str, str, str, list]]]:
+    """The dtype columns present, and one row per API: (framework, binding, api,
+    [(dtype, cell or None) for each column])."""
     by_key = {(cell["binding"], cell["dtype"]): cell for cell in doc["matrix"]}
-    rows = sorted({(cell["framework"], cell["binding"], cell["api"]) for cell in doc["matrix"]})
+    apis = sorted({(cell["framework"], cell["binding"], cell["api"]) for cell in doc["matrix"]})
     dtypes = sorted({cell["dtype"] for cell in doc["matrix"]}, key=_dtype_rank)
-    return rows, dtypes, by_key
+    return dtypes, [(framework, binding, api, [(dtype, by_key.get((binding, dtype))) for dtype in dtypes])
+                    for framework, binding, api in apis]
 
 
 def _versions(env: dict[str, Any]) -> str:
@@ -165,7 +167,7 @@ def _versions(env: dict[str, Any]) -> str:
 def markdown(doc: dict[str, Any]) -> str:
     env = doc["environment"]
     totals = ", ".join(f"{v} {k}" for k, v in doc["totals"].items() if v)
-    rows, dtypes, by_key = _rows(doc)
+    dtypes, rows = _grid(doc)
     lines = [
         "# Cross-entropy parity",
         "",
@@ -185,15 +187,10 @@ def markdown(doc: dict[str, Any]) -> str:
         "| --- |" + " --- |" * len(dtypes),
     ]
     marks = {"fail": "🟥", "xfail": "🟧", "pass": "🟩", "skip": "⬜"}
-    for framework, binding, api in rows:
-        cells = []
-        for dtype in dtypes:
-            cell = by_key.get((binding, dtype))
-            if cell is None:
-                cells.append("")
-                continue
-            worst = _ulp_text(cell["worst_ulp"])
-            cells.append(f"{marks[cell_state(cell['counts'])]} {cell_text(cell)}" + (f", {worst}" if worst else ""))
+    for framework, binding, api, row in rows:
+        cells = [f"{marks[cell_state(cell['counts'])]} {cell_text(cell)}"
+                 + (f", {_ulp_text(cell['worst_ulp'])}" if _ulp_text(cell["worst_ulp"]) else "")
+                 if cell else "" for dtype, cell in row]
         lines.append(f"| `{binding}` | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -241,7 +238,7 @@ table.checks td.o-xfailed { color: #8a5200; } .reason { max-width: 60em; white-s
 
 def html_page(doc: dict[str, Any]) -> str:
     env = doc["environment"]
-    rows, dtypes, by_key = _rows(doc)
+    dtypes, rows = _grid(doc)
     checks_by_cell: dict[tuple, list] = defaultdict(list)
     for record in doc["checks"]:
         checks_by_cell[(record["binding"], record["dtype"])].append(record)
@@ -269,10 +266,9 @@ def html_page(doc: dict[str, Any]) -> str:
         "<span style='background:#f3f3f3'>skipped</span></p>")
     head = "".join(f"<th>{escape(dtype)}</th>" for dtype in dtypes)
     body = []
-    for framework, binding, api in rows:
+    for framework, binding, api, row in rows:
         cells = []
-        for dtype in dtypes:
-            cell = by_key.get((binding, dtype))
+        for dtype, cell in row:
             if cell is None:
                 cells.append("<td class='cell empty'></td>")
                 continue

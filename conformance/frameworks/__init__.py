@@ -36,3 +36,24 @@ def split_batches(array, count: int):
     if array is None:
         return [None] * count
     return np.array_split(np.asarray(array), count, axis=0)
+
+
+# The exact losses of the three logits families, for bindings whose documented
+# convention is the plain formula (no clipping, smoothing or reduction).
+
+def exact_softmax_cross_entropy(problem: Problem):
+    from reference import core
+
+    return core.softmax_cross_entropy(problem.prediction, problem.labels, axis=problem.axis, extended=True)
+
+
+def exact_sparse_softmax_cross_entropy(problem: Problem):
+    from reference import core
+
+    return core.sparse_softmax_cross_entropy(problem.prediction, problem.labels, extended=True)
+
+
+def exact_sigmoid_cross_entropy(problem: Problem):
+    from reference import core
+
+    return core.sigmoid_cross_entropy(problem.prediction, problem.labels, extended=True)

@@ -11,6 +11,8 @@ from __future__ import annotations
 import numpy as np
 
 from conformance.bindings import Binding, Problem
+from conformance.frameworks import (exact_sigmoid_cross_entropy, exact_softmax_cross_entropy,
+                                    exact_sparse_softmax_cross_entropy)
 from reference import core
 from reference import gradients as ref_grad
 
@@ -114,18 +116,6 @@ def _autodiff(forward):
 
 # --- references and exact gradients ----------------------------------------------------
 
-def _reference_soft(problem: Problem):
-    return core.softmax_cross_entropy(problem.prediction, problem.labels, axis=problem.axis, extended=True)
-
-
-def _reference_integer(problem: Problem):
-    return core.sparse_softmax_cross_entropy(problem.prediction, problem.labels, extended=True)
-
-
-def _reference_sigmoid(problem: Problem):
-    return core.sigmoid_cross_entropy(problem.prediction, problem.labels, extended=True)
-
-
 def _gradient_soft(problem: Problem):
     return {"logits": ref_grad.softmax_family(problem.prediction, problem.labels, axis=problem.axis)}
 
@@ -151,15 +141,17 @@ def _binding(name, api, family, forward, reference, reference_gradient, options=
 
 BINDINGS = [
     _binding("optax.softmax_cross_entropy", "optax.softmax_cross_entropy", "softmax", _softmax_ce,
-             _reference_soft, _gradient_soft, {"axis": None}),
+             exact_softmax_cross_entropy, _gradient_soft, {"axis": None}),
     _binding("optax.softmax_cross_entropy_with_integer_labels", "optax.softmax_cross_entropy_with_integer_labels",
-             "sparse_softmax", _integer_ce, _reference_integer, _gradient_integer, {"axis": {-1}},
+             "sparse_softmax", _integer_ce, exact_sparse_softmax_cross_entropy, _gradient_integer,
+             {"axis": {-1}},
              notes={"axis": "the binding passes class indices along the last axis only"}),
     _binding("optax.sigmoid_binary_cross_entropy", "optax.sigmoid_binary_cross_entropy", "sigmoid", _sigmoid_ce,
-             _reference_sigmoid, _gradient_sigmoid),
+             exact_sigmoid_cross_entropy, _gradient_sigmoid),
     _binding("nn.log_softmax(soft_labels)", "-sum(labels * jax.nn.log_softmax(logits))", "softmax",
-             _log_softmax_soft, _reference_soft, _gradient_soft, {"axis": None}),
+             _log_softmax_soft, exact_softmax_cross_entropy, _gradient_soft, {"axis": None}),
     _binding("nn.log_softmax(integer_labels)", "-take_along_axis(jax.nn.log_softmax(logits), labels)",
-             "sparse_softmax", _log_softmax_integer, _reference_integer, _gradient_integer, {"axis": {-1}},
+             "sparse_softmax", _log_softmax_integer, exact_sparse_softmax_cross_entropy, _gradient_integer,
+             {"axis": {-1}},
              notes={"axis": "the binding takes class indices along the last axis only"}),
 ]

@@ -13,7 +13,8 @@ from __future__ import annotations
 import numpy as np
 
 from conformance.bindings import Binding, Problem
-from reference import core
+from conformance.frameworks import (exact_sigmoid_cross_entropy, exact_softmax_cross_entropy,
+                                    exact_sparse_softmax_cross_entropy)
 
 DTYPES = frozenset({"float16", "float32", "float64"})
 
@@ -52,28 +53,17 @@ def _log_sigmoid(problem: Problem) -> np.ndarray:
         return -(z * np.log(s) + (1 - z) * np.log(1 - s))
 
 
-def _reference_soft(problem: Problem):
-    return core.softmax_cross_entropy(problem.prediction, problem.labels, axis=problem.axis, extended=True)
-
-
-def _reference_sparse(problem: Problem):
-    return core.sparse_softmax_cross_entropy(problem.prediction, problem.labels, extended=True)
-
-
-def _reference_sigmoid(problem: Problem):
-    return core.sigmoid_cross_entropy(problem.prediction, problem.labels, extended=True)
-
-
 def _binding(name, family, call, reference, options=None):
     return Binding(id=f"numpy:naive.{name}", api=name, framework="numpy", family=family, call=call,
                    reference=reference, dtypes=DTYPES, options=options or {}, requires=("numpy",),
                    notes={"gradient": "the naive implementation has no gradient"})
 
 
+SOFTMAX, SPARSE, SIGMOID = (exact_softmax_cross_entropy, exact_sparse_softmax_cross_entropy,
+                            exact_sigmoid_cross_entropy)
 BINDINGS = [
-    _binding("-sum(y*log(softmax(x)))", "softmax", _log_softmax_soft, _reference_soft, {"axis": None}),
-    _binding("-sum(y*log(clip(softmax(x),1e-36,1)))", "softmax", _clipped_log_softmax_soft, _reference_soft,
-             {"axis": None}),
-    _binding("-log(softmax(x)[label])", "sparse_softmax", _log_softmax_sparse, _reference_sparse, {"axis": {-1}}),
-    _binding("-(z*log(sigmoid(x))+(1-z)*log(1-sigmoid(x)))", "sigmoid", _log_sigmoid, _reference_sigmoid),
+    _binding("-sum(y*log(softmax(x)))", "softmax", _log_softmax_soft, SOFTMAX, {"axis": None}),
+    _binding("-sum(y*log(clip(softmax(x),1e-36,1)))", "softmax", _clipped_log_softmax_soft, SOFTMAX, {"axis": None}),
+    _binding("-log(softmax(x)[label])", "sparse_softmax", _log_softmax_sparse, SPARSE, {"axis": {-1}}),
+    _binding("-(z*log(sigmoid(x))+(1-z)*log(1-sigmoid(x)))", "sigmoid", _log_sigmoid, SIGMOID),
 ]

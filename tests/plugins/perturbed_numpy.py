@@ -13,23 +13,20 @@ import os
 import numpy as np
 
 from conformance.bindings import Binding, Problem
+from conformance.frameworks import exact_softmax_cross_entropy
 from reference import core
 
 
 def _call(problem: Problem) -> np.ndarray:
     dtype = np.asarray(problem.prediction).dtype
-    exact = core.softmax_cross_entropy(problem.prediction, problem.labels, axis=problem.axis, extended=True)
+    exact = exact_softmax_cross_entropy(problem)
     factor = 1 + float(os.environ.get("XENT_PERTURB_ULPS", "0")) * float(np.finfo(dtype).eps)
     return (exact * core.WORK(factor)).astype(dtype)
 
 
-def _reference(problem: Problem):
-    return core.softmax_cross_entropy(problem.prediction, problem.labels, axis=problem.axis, extended=True)
-
-
 BINDINGS = [
     Binding(id="numpy:perturbed.softmax_cross_entropy", api="perturbed softmax cross-entropy", framework="numpy",
-            family="softmax", call=_call, reference=_reference, dtypes=frozenset({"float32", "float64"}),
-            options={"axis": None}, requires=("numpy",),
+            family="softmax", call=_call, reference=exact_softmax_cross_entropy,
+            dtypes=frozenset({"float32", "float64"}), options={"axis": None}, requires=("numpy",),
             notes={"gradient": "the perturbed binding has no gradient"}),
 ]

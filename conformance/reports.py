@@ -135,8 +135,8 @@ class Recorder:
         return directory if directory.is_absolute() else Path(self.config.rootpath) / directory
 
     def pytest_sessionfinish(self, session, exitstatus):
-        if self.is_worker:
-            return
+        if self.is_worker or self.config.option.collectonly:
+            return  # --collect-only runs nothing: the last run's reports stay
         interrupted = bool(session.shouldstop) or exitstatus == 2
         records = list(self.records.values())
         if self.baseline is not None:

@@ -35,15 +35,19 @@ def _sigmoid(x):
 
 
 def softmax_family(logits, coefficients, axis=-1):
-    """``A softmax(x) - a`` along ``axis``, and its scale ``|A| p (1 + |log p|) + |a|``:
-    ``p`` comes from an exponential of a rounded ``x - max x`` (or of a rounded
-    ``log p``), so its relative error grows with ``|log p|``."""
+    """``A softmax(x) - a`` along ``axis``, and its scale
+    ``|A| p (1 + |log p| + ceil(log2 n)) + |a|``: ``p`` comes from an exponential
+    of a rounded ``x - max x`` (or of a rounded ``log p``), so its relative error
+    grows with ``|log p|``; and ``A = sum a`` is a sum of the row's ``n`` nonzero
+    coefficients (a distribution over a 32000-token vocabulary: n = 32000), which
+    a framework rounds ``ceil(log2 n)`` times in a pairwise sum (0 for one-hot)."""
     neg_log_p = core.neg_log_softmax(logits, axis=axis, extended=True)
     p = np.exp(-neg_log_p)
     a = core.to_work(coefficients)
     total = np.sum(a, axis=axis, keepdims=True)
+    nonzero = np.maximum(np.sum(a != 0, axis=axis, keepdims=True), 1)
     with np.errstate(invalid="ignore"):
-        growth = 1 + np.where(np.isfinite(neg_log_p), neg_log_p, core.WORK(0))
+        growth = 1 + np.where(np.isfinite(neg_log_p), neg_log_p, core.WORK(0)) + np.ceil(np.log2(nonzero))
         return total * p - a, np.abs(total) * p * growth + np.abs(a)
 
 

@@ -69,10 +69,10 @@ def test_fixed_divergences_and_improvements_are_reported_not_regressions():
 
 
 def test_new_removed_and_not_run_checks_are_counted_against_what_the_suite_generates():
-    diff = baseline.compare([record("a", "passed", 0.1), record("s", "skipped")],
+    diff = baseline.compare([record("a", "passed", 0.1), record("s", "skipped"), record("fresh", "passed", 0.1)],
                             stored(record("a", "passed", 0.1), record("gone", "passed", 0.1),
                                    record("s", "passed", 0.1), record("deselected", "passed", 0.1)),
-                            ["a", "s", "deselected", "fresh"], "base")
+                            ["a", "s", "deselected", "fresh", "fresh-but-deselected"], "base")
     assert [e["check"] for e in diff["new_checks"]] == ["fresh"]
     assert [e["check"] for e in diff["removed_checks"]] == ["gone"]
     assert diff["not_run"] == 2 and diff["regressions"] == 0

@@ -20,7 +20,7 @@ from benchmarks.measure import ROOT, Figure, probe, pytest_command, spread_text,
 
 FACTORS = (1, 4, 16)
 QUICK_FACTORS = (1, 4)
-BASE_CASES = 25
+BASE_CASES = 50
 QUICK_BASE_CASES = 5
 # a per-case figure at 16x may be this much above its 1x value and still count as flat
 FLAT_LIMIT = 1.5

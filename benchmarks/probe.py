@@ -10,9 +10,10 @@ Tasks:
   (which every pytest run of the suite imports anyway);
 * ``lm_time``: seconds per call of one implementation of one loss at one
   shape, after a warm-up call on two rows;
-* ``lm_memory``: the peak extra memory of one such call: tracemalloc (which
-  sees NumPy's allocations) and the resident-set high-water mark above its
-  level before the call (which sees every allocator: torch, TensorFlow);
+* ``lm_memory``: the peak extra memory of such a call (the second of two):
+  tracemalloc (which sees NumPy's allocations) and the resident-set
+  high-water mark above its level before the call (which sees every
+  allocator: torch, TensorFlow);
 * ``checks``: the suite's checks run outside pytest, the framework calls,
   the reference and the harness timed apart, written to a JSON file;
 * ``loader``: the case loader, the suite build and the reference cache on a
@@ -132,6 +133,10 @@ def lm_memory(loss: str, shape, implementation: str) -> dict:
     import resource
 
     args, call, input_bytes = _prepared(implementation, loss, shape)
+    # a first full call, not measured: TensorFlow releases the memory of its
+    # input copies lazily, within the next call, which would hide that call's
+    # own allocations from the high-water mark
+    call(args)
     gc.collect()
     exact_reset = _reset_high_water_mark()
     before_rss = _status_kib("VmRSS") * 1024

@@ -9,11 +9,12 @@ on the same float32 logits N(0, 1) of (4096, 32000) and (1024, 128000), per-row
 
 * time: each implementation in its own fresh process, a warm-up call on two
   rows, then ``repeat`` timed calls: median and range;
-* peak extra memory: one more fresh process per figure; the reference by
-  tracemalloc (NumPy reports its allocations to it), torch and TensorFlow by
-  the resident-set high-water mark above its level before the call (their
-  allocators are invisible to tracemalloc). The input's size is the logits'
-  and labels' bytes.
+* peak extra memory: one more fresh process per figure, measured on the
+  second of two full calls (TensorFlow frees its input copies lazily, inside
+  the next call); the reference by tracemalloc (NumPy reports its allocations
+  to it), torch and TensorFlow by the resident-set high-water mark above its
+  level before the call (their allocators are invisible to tracemalloc). The
+  input's size is the logits' and labels' bytes.
 
 ``reference`` is the public call (float64 results, the float64 path where its
 bound proves it); ``reference_extended`` is ``extended=True`` (everything in

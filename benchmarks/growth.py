@@ -52,8 +52,7 @@ def run(repeat: int, quick: bool, log) -> dict:
             seconds, completed = timed_run(pytest_command(["--collect-only", "-q"], work / "collect"))
             collect.add(seconds)
         collected = completed.stdout.strip().splitlines()[-1] if completed.stdout.strip() else ""
-        log("  the case loader on cases/")
-        suite_loader = probe("loader", cases_dir=str(ROOT / "cases"), run_checks_too=False)
+        suite_loader = _median_loader(ROOT / "cases", repeat, "cases/", log, run_checks_too=False)
         growth = []
         for factor in factors:
             count = base * factor
@@ -68,12 +67,21 @@ def run(repeat: int, quick: bool, log) -> dict:
                     work / f"run_{factor}x"))
                 wall.add(seconds)
             items = _items(completed.stdout)
-            log(f"  {factor}x: the loader, the build and the reference cache")
-            loader = probe("loader", cases_dir=str(directory), run_checks_too=True)
+            loader = _median_loader(directory, repeat, f"{factor}x", log, run_checks_too=True)
             growth.append({"factor": factor, "cases": count, "items": items, "wall": wall.as_dict(), "loader": loader})
     return {"collect_only": collect.as_dict(), "collected": collected, "suite_loader": suite_loader,
             "growth": growth, "marginal_item_seconds": _marginals(growth), "flat_limit": FLAT_LIMIT,
             "per_case": _per_case(growth)}
+
+
+def _median_loader(directory: Path, repeat: int, label: str, log, run_checks_too: bool) -> dict:
+    """The loader probe ``repeat`` times, each figure's median."""
+    answers = []
+    for attempt in range(repeat):
+        log(f"  {label}: the loader, the build{' and the reference cache' if run_checks_too else ''} "
+            f"({attempt + 1}/{repeat})")
+        answers.append(probe("loader", cases_dir=str(directory), run_checks_too=run_checks_too))
+    return {key: Figure([answer[key] for answer in answers]).median for key in answers[0]}
 
 
 def _items(output: str) -> int:
@@ -122,13 +130,21 @@ def render(part: dict) -> str:
     for label, figure in part["per_case"].items():
         rows.append([label] + [f"{value:.3g} {figure['unit']}" for value in figure["values"]]
                     + [f"{figure['largest_vs_smallest']:.2f} ({'flat' if figure['flat'] else 'grows'})"])
+    steps = [step for step in part["marginal_item_seconds"] if step["seconds_per_item"]]
     marginal = "; ".join(f"{step['from']}x to {step['to']}x: {step['seconds_per_item'] * 1e3:.1f} ms per item"
-                         for step in part["marginal_item_seconds"] if step["seconds_per_item"] is not None)
+                         for step in steps)
+    if len(steps) >= 2:
+        growth_ratio = steps[-1]["seconds_per_item"] / steps[0]["seconds_per_item"]
+        # for a cost c n**2 the marginal cost from a to b is c (a + b)
+        quadratic = (steps[-1]["from"] + steps[-1]["to"]) / (steps[0]["from"] + steps[0]["to"])
+        marginal += (f" (x{growth_ratio:.2f}: {'linear' if growth_ratio <= FLAT_LIMIT else 'faster than linear'}; "
+                     f"a quadratic cost would make it x{quadratic:g})")
     loader = part["suite_loader"]
     return "\n\n".join([
-        f"`pytest --collect-only`: {spread_text(part['collect_only'])} ({part['collected']}); of which loading "
-        f"the {loader['cases']} cases takes {loader['load_seconds']:.2f} s and building the "
-        f"{loader['checks']} checks {loader['build_seconds']:.2f} s (in a process of their own).",
+        f"`pytest --collect-only`: {spread_text(part['collect_only'])} ({part['collected']}). In a process of "
+        f"their own, loading the {loader['cases']:.0f} cases takes {loader['load_seconds']:.2f} s, and the whole "
+        f"suite build (loading again, the bindings, the published numbers, {loader['checks']:.0f} checks) "
+        f"{loader['build_seconds']:.2f} s.",
         table(headers, rows),
         f"Marginal cost of the whole run: {marginal}.",
     ])

@@ -53,12 +53,14 @@ def _read_junit(path: Path) -> dict:
     items = []
     outcomes = {"passed": 0, "failed": 0, "error": 0, "skipped": 0}
     for case in ElementTree.parse(path).getroot().iter("testcase"):
-        children = {child.tag for child in case}
+        children = {child.tag: child for child in case}
         outcome = ("failed" if "failure" in children else "error" if "error" in children
                    else "skipped" if "skipped" in children else "passed")
         outcomes[outcome] += 1
+        problem = children.get("failure", children.get("error"))
         items.append({"name": case.get("name", ""), "file": case.get("classname", ""),
-                      "seconds": float(case.get("time", 0.0)), "outcome": outcome})
+                      "seconds": float(case.get("time", 0.0)), "outcome": outcome,
+                      "message": (problem.text or problem.get("message", ""))[-1500:] if problem is not None else ""})
     return {"items": items, "outcomes": outcomes}
 
 
@@ -183,6 +185,8 @@ def _floor(measured: dict, checks: dict, imports: Figure, empty: Figure) -> dict
         "other_items_by_file": dict(sorted(other_by_file.items(), key=lambda entry: -entry[1])),
         "not_passed": [f"{item['file']}::{item['name']} ({item['outcome']})" for item in items
                        if item["outcome"] in ("failed", "error")],
+        "not_passed_messages": {f"{item['file']}::{item['name']}": item["message"] for item in items
+                                if item["outcome"] in ("failed", "error")},
     }
 
 

@@ -19,12 +19,12 @@ import pytest
 
 from conformance import reports
 from conformance.bindings import BindingError
-from conformance.cases import CASES_DIR, CaseError
+from conformance.cases import CASES_DIR, CaseError, schema
 from conformance.suite import FRAMEWORK_MARKERS, build
 
 DTYPE_MARKERS = ("float16", "bfloat16", "float32", "float64")
-TAG_MARKERS = ("published", "extreme", "seed", "grid", "tiny", "special", "lm", "large", "shapes", "behaviour",
-               "gradient", "property", "selftest", "crosscheck", "parity")
+# the case tags of the schema (one vocabulary), then the markers of the test modules
+TAG_MARKERS = (*schema()["$defs"]["tags"]["items"]["enum"], "gradient", "property", "selftest", "crosscheck", "parity")
 SUITE_ERROR = pytest.StashKey[str]()
 
 

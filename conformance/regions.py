@@ -42,4 +42,40 @@ def clipped_rows(problem: Problem) -> np.ndarray:
     return np.any((q < low) | (q > high), axis=-1)
 
 
-REGIONS = {"sigmoid_cancellation": sigmoid_cancellation, "clipped_rows": clipped_rows}
+def offset_rows(problem: Problem) -> np.ndarray:
+    """Softmax rows whose largest logit is larger than the loss's scale: where
+    ``logsumexp(x) - x[y]`` rounds a log-sum-exp of the size of the offset
+    (``|max x|``) that the shifted algorithm never forms."""
+    from conformance.tolerance import family_scale
+
+    if problem.family not in ("softmax", "sparse_softmax"):
+        return np.zeros(np.shape(problem.labels)[:-1] if problem.family == "softmax" else np.shape(problem.labels),
+                        bool)
+    x = np.moveaxis(core.to_work(problem.prediction), problem.axis, -1)
+    with np.errstate(invalid="ignore"):
+        top = np.max(np.where(np.isfinite(x), np.abs(x), core.WORK(0)), axis=-1)
+    return top > family_scale(problem)
+
+
+def soft_label_cancellation(problem: Problem) -> np.ndarray:
+    """A positive logit with a soft label: where ``max(x, 0) - x z`` cancels."""
+    if problem.family != "sigmoid":
+        return np.zeros(np.shape(problem.labels), bool)
+    x = np.asarray(problem.prediction, dtype=np.float64)
+    z = np.asarray(problem.labels, dtype=np.float64)
+    return (x > 0) & (z > 0) & (z < 1)
+
+
+def one_minus_p_rounds(problem: Problem) -> np.ndarray:
+    """A probability below 1/2 with a label below 1: where ``1 - p`` rounds in
+    the dtype, so ``log(1 - p)`` loses an absolute eps that ``log1p(-p)`` keeps."""
+    if problem.family != "binary_probs":
+        return np.zeros(np.shape(problem.labels), bool)
+    p = np.asarray(problem.prediction, dtype=np.float64)
+    z = np.asarray(problem.labels, dtype=np.float64)
+    with np.errstate(invalid="ignore"):
+        return (p < 0.5) & (z < 1)
+
+
+REGIONS = {"sigmoid_cancellation": sigmoid_cancellation, "clipped_rows": clipped_rows, "offset_rows": offset_rows,
+           "soft_label_cancellation": soft_label_cancellation, "one_minus_p_rounds": one_minus_p_rounds}

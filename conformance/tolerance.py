@@ -58,32 +58,42 @@ K = {
 def family_scale(problem: Problem) -> np.ndarray:
     """Per-element intermediate scale for the family's unreduced loss, shaped like
     it: per example for the categorical families, per element for the binary ones.
+    Each is what the best stable algorithm rounds beyond the loss itself, in
+    quantities the loss depends on (the derivations are in the module docstring):
 
-    * softmax families: ``|max logit| + sum_c |y_c| (|x_c| + 1)``: the shift by the
-      max, the target logits, and the partition sum (at least 1) whose log is taken;
-    * probability categorical families: ``sum_c |y_c|``, the renormalisation's
+    * softmax families: ``sum_c |y_c| (d_c + 1)`` with ``d_c = max x - x_c``, the
+      distances from the row maximum: a common offset of every logit never
+      widens it;
+    * sparse categorical on probabilities (Keras: softmax over the computed
+      ``log p``): ``|max log p| + sum_c |y_c| (|log p_c| + 1)``, since every
+      ``log p_c`` is an intermediate rounded at its own size;
+    * categorical on probabilities: ``sum_c |y_c|``, the renormalisation's
       rounding of each probability (a relative eps, so an absolute eps in its log);
-      the sparse one, taken as softmax over ``log p``, as the softmax families;
-    * sigmoid: ``|x z|`` where the label is soft (the product is rounded), 0 for
-      labels 0 and 1, where the stable form is exact up to ``log1p(exp(-|x|))``;
-    * binary on probabilities: ``|1 - z|``, the rounding of ``1 - p``.
+    * sigmoid: ``|z| softplus(-x) + |1 - z| softplus(x) - |loss|``, the size of
+      the two terms beyond the loss: 0 for labels in [0, 1], where both terms
+      are non-negative;
+    * binary on probabilities: ``|z log p| + |(1 - z) log1p(-p)| - |loss|``,
+      likewise 0 for labels in [0, 1].
     """
     family = problem.family
     labels = problem.labels
-    if family in ("softmax", "sparse_softmax", "sparse_categorical_probs"):
-        x = core.to_work(problem.prediction)
-        if family == "sparse_categorical_probs":
-            with np.errstate(divide="ignore"):
-                x = np.log(np.abs(x))
-        x = np.moveaxis(x, problem.axis, -1)
-        if family == "softmax":
-            y = np.abs(np.moveaxis(core.to_work(labels), problem.axis, -1))
-        else:
-            y = _one_hot(labels, x, problem.axis)
+    if family in ("softmax", "sparse_softmax"):
+        x = np.moveaxis(core.to_work(problem.prediction), problem.axis, -1)
+        y = _label_sizes(problem, x)
         with np.errstate(invalid="ignore"):
+            finite = np.isfinite(x)
+            top = (np.max(np.where(finite, x, core.WORK(-np.inf)), axis=-1, keepdims=True) if x.shape[-1]
+                   else np.zeros(x.shape[:-1] + (1,), core.WORK))
+            distance = np.where(finite & np.isfinite(top), top - x, core.WORK(0))
+            return np.sum(core.mul0(y, distance + 1), axis=-1)
+    if family == "sparse_categorical_probs":
+        x = np.moveaxis(core.to_work(problem.prediction), problem.axis, -1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            x = np.log(np.abs(x))
             finite_x = np.where(np.isfinite(x), np.abs(x), core.WORK(0))
-            top = np.max(finite_x, axis=-1) if x.shape[-1] else np.zeros(x.shape[:-1], core.WORK)
-            return top + np.sum(core.mul0(y, finite_x + 1), axis=-1)
+        y = _label_sizes(problem, x)
+        top = np.max(finite_x, axis=-1) if x.shape[-1] else np.zeros(x.shape[:-1], core.WORK)
+        return top + np.sum(core.mul0(y, finite_x + 1), axis=-1)
     if family == "categorical_probs":
         y = np.moveaxis(np.abs(core.to_work(labels)), problem.axis, -1)
         p = np.moveaxis(core.to_work(problem.prediction), problem.axis, -1)
@@ -93,12 +103,33 @@ def family_scale(problem: Problem) -> np.ndarray:
     if family == "sigmoid":
         x = core.to_work(problem.prediction)
         z = core.to_work(labels)
-        soft = (z != 0) & (z != 1)
-        with np.errstate(invalid="ignore"):
-            return np.where(soft & np.isfinite(x), np.abs(x * z), core.WORK(0))
-    if family == "binary_probs":
-        return np.abs(1 - core.to_work(labels))
-    raise ValueError(f"unknown family {family!r}")
+        terms = (np.abs(core.mul0(z, core.softplus(-x))), np.abs(core.mul0(1 - z, core.softplus(x))))
+    elif family == "binary_probs":
+        z = core.to_work(labels)
+        p = core.to_work(problem.prediction)
+        terms = (np.abs(core.mul0(z, core.log_probabilities(p))), np.abs(core.mul0(1 - z, core.log1m_probabilities(p))))
+    else:
+        raise ValueError(f"unknown family {family!r}")
+    with np.errstate(invalid="ignore"):
+        size = terms[0] + terms[1]
+        # where both terms share a sign the loss is their sum and nothing cancels
+        beyond = size - np.abs(_signed_sum(z, terms))
+        return np.where(np.isfinite(beyond) & (beyond > 0), beyond, core.WORK(0))
+
+
+def _signed_sum(z, terms):
+    """The loss as the sum of its two terms with their signs: the first term
+    has the sign of ``z``, the second that of ``1 - z`` (both terms' logs are
+    of the same sign for a valid prediction)."""
+    return np.sign(z) * terms[0] + np.sign(1 - z) * terms[1]
+
+
+def _label_sizes(problem: Problem, x) -> np.ndarray:
+    """|y| along the last axis of ``x``: the soft labels, or one-hot rows for
+    class labels."""
+    if problem.family == "softmax":
+        return np.abs(np.moveaxis(core.to_work(problem.labels), problem.axis, -1))
+    return _one_hot(problem.labels, x, problem.axis)
 
 
 def subnormal_growth(q, dtype: str) -> np.ndarray:

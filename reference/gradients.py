@@ -53,12 +53,16 @@ def softmax_family(logits, coefficients, axis=-1):
 
 def softmax_labels(logits, axis=-1):
     """d/dy of ``-sum_c y_c log softmax(x)_c``: ``-log softmax(x)``, with the scale
-    of the log-sum-exp that computes it, ``|max x| + |x_c| + 1``."""
+    of the shifted log-sum-exp that computes it, ``(max x - x_c) + 1``: the
+    distance from the row maximum and the log of a partition sum of at least 1
+    (a common offset of the logits never widens it)."""
     neg_log_p = core.neg_log_softmax(logits, axis=axis, extended=True)
     x = core.to_work(logits)
-    finite = np.where(np.isfinite(x), np.abs(x), core.WORK(0))
-    top = np.max(finite, axis=axis, keepdims=True)
-    return neg_log_p, top + finite + 1
+    finite = np.isfinite(x)
+    with np.errstate(invalid="ignore"):
+        top = np.max(np.where(finite, x, core.WORK(-np.inf)), axis=axis, keepdims=True)
+        distance = np.where(finite & np.isfinite(top), top - x, core.WORK(0))
+    return neg_log_p, distance + 1
 
 
 def softplus_pair(logits, alpha, beta):

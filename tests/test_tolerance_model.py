@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from conformance.bindings import Problem
-from conformance.dtypes import FORMATS, ulp
-from conformance.tolerance import K, compare, family_scale
+from conformance.dtypes import FORMATS, round_to, ulp
+from conformance.tolerance import K, compare, family_scale, k_for
 from reference import core
 import reference
 
@@ -24,12 +24,31 @@ def _softmax_problem(logits, labels, dtype):
                    np.dtype(dtype).name)
 
 
-def _lse_minus_target(logits, labels, dtype):
-    """The standard stable algorithm, in the dtype: logsumexp(x) - x[y]."""
-    x = np.asarray(logits, dtype)
+def _in(dtype):
+    """Correct rounding to ``dtype`` after each operation (float64 holds the
+    exact result of one operation on half-precision inputs closely enough)."""
+    return lambda values: round_to(np.asarray(values, dtype=np.float64), dtype).astype(np.float64)
+
+
+def _shifted(logits, labels, dtype):
+    """The best stable algorithm, each step rounded to ``dtype``:
+    ``(m - x[y]) + log sum exp(x - m)``."""
+    r = _in(dtype)
+    x = np.asarray(logits, dtype=np.float64)
     m = x.max(axis=-1, keepdims=True)
-    lse = m[:, 0] + np.log(np.exp(x - m).sum(axis=-1, dtype=dtype)).astype(dtype)
-    return (lse - x[np.arange(len(x)), labels]).astype(dtype)
+    partition = r(np.sum(r(np.exp(r(x - m))), axis=-1))
+    return r(r(m[:, 0] - x[np.arange(len(x)), labels]) + r(np.log(partition)))
+
+
+def _lse_minus_target(logits, labels, dtype):
+    """The weak algorithm, each step rounded to ``dtype``: ``logsumexp(x) - x[y]``
+    with the log-sum-exp itself shifted (stable against overflow), the target
+    logit subtracted last: not shift-invariant."""
+    r = _in(dtype)
+    x = np.asarray(logits, dtype=np.float64)
+    m = x.max(axis=-1, keepdims=True)
+    lse = r(m[:, 0] + r(np.log(r(np.sum(r(np.exp(r(x - m))), axis=-1)))))
+    return r(lse - x[np.arange(len(x)), labels])
 
 
 class TestUnits:
@@ -94,14 +113,15 @@ class TestVerdicts:
         assert verdict.ok and verdict.max_ulp <= 0.5 and verdict.worst_ratio < 0.1
 
     @pytest.mark.parametrize("dtype", ["float32", "float64"])
-    def test_the_standard_algorithm_passes_on_ill_scaled_rows(self, dtype):
-        """logits [100, 0]: the exact loss is 3.7e-44; logsumexp(x) - x[y] gives 0
-        (and rounds next to the big logits elsewhere). Allowed by the scale."""
+    def test_the_shifted_algorithm_passes_on_ill_scaled_rows(self, dtype):
+        """logits [100, 0]: the exact loss is 3.7e-44; (m - x[y]) + log sum exp(x - m)
+        gives 0 next to the partition sum's 1, which the scale allows (and the
+        ULP figures show)."""
         logits = np.array([[100.0, 0.0], [1e4, 1e4 - 3.5], [-3e4, -3e4 + 1.25], [20.0, 0.0]])
         labels = np.array([0, 0, 1, 0])
         problem = _softmax_problem(logits, labels, dtype)
         exact = reference.sparse_softmax_cross_entropy(problem.prediction, labels, extended=True)
-        got = _lse_minus_target(logits, labels, dtype)
+        got = _shifted(problem.prediction, labels, dtype)
         verdict = compare(got, exact, family_scale(problem), dtype)
         assert verdict.ok, verdict
         assert verdict.max_ulp > 1e6  # the tiny loss lost, and it shows
@@ -127,3 +147,94 @@ class TestVerdicts:
 
     def test_k_table_covers_every_dtype(self):
         assert set(K) == set(FORMATS)
+
+
+# --- the weak algorithms fail where they are weak; the best stable one passes ---------------------------
+
+# A common offset of every logit the dtype holds with room (float16's largest is 65504); ties and a
+# clear winner, so the loss is log 2 or small but well above the dtype's tiny.
+OFFSETS = {"float16": 1e4, "bfloat16": 1e4, "float32": 1e8, "float64": 1e30}
+
+
+def _offset_rows(dtype):
+    offset = OFFSETS[dtype]
+    logits = round_to(offset + np.array([[0.0, 0.0], [0.0, -offset / 2**20], [0.0, 0.0]]), dtype)
+    return logits, np.array([0, 1, 1])
+
+
+def _half_k(dtype):
+    """The K of a binding that rounds every step to a half-precision dtype (the
+    emulations here do); plain K elsewhere."""
+    class EveryStep:
+        computes_in_output_dtype = True
+
+    return k_for(dtype, EveryStep())
+
+
+class TestWeakAlgorithms:
+    """Each weak algorithm of the field fails on the inputs where it is weak, in
+    every dtype where the difference is visible, while the best stable algorithm,
+    run on the same inputs in the same dtype, passes."""
+
+    @pytest.mark.parametrize("dtype", ["float16", "bfloat16", "float32", "float64"])
+    def test_logsumexp_minus_target_fails_a_common_offset(self, dtype):
+        logits, labels = _offset_rows(dtype)
+        problem = _softmax_problem(logits, labels, logits.dtype)
+        exact = reference.sparse_softmax_cross_entropy(logits, labels, extended=True)
+        scale = family_scale(problem)
+        k = _half_k(dtype)
+        assert compare(_shifted(logits, labels, dtype), exact, scale, dtype, k).ok
+        weak = compare(_lse_minus_target(logits, labels, dtype), exact, scale, dtype, k)
+        assert not weak.ok and weak.n_failed >= 2, weak
+
+    @pytest.mark.parametrize("dtype", ["float16", "bfloat16", "float32", "float64"])
+    def test_a_common_offset_never_widens_the_softmax_bound(self, dtype):
+        logits, labels = _offset_rows(dtype)
+        offset_free = round_to(np.asarray(logits, np.float64) - OFFSETS[dtype], dtype)
+        with_offset = family_scale(_softmax_problem(logits, labels, logits.dtype))
+        without = family_scale(_softmax_problem(offset_free, labels, logits.dtype))
+        assert np.allclose(np.asarray(with_offset, np.float64), np.asarray(without, np.float64))
+
+    # p small enough that 1 - p rounds in the dtype, large enough that the loss is normal
+    SMALL_P = {"float16": 3e-3, "bfloat16": 3e-2, "float32": 3e-5, "float64": 3e-12}
+
+    @pytest.mark.parametrize("dtype", ["float16", "bfloat16", "float32", "float64"])
+    def test_log_of_one_minus_p_fails_small_probabilities(self, dtype):
+        r = _in(dtype)
+        p = round_to(self.SMALL_P[dtype] * np.array([1.0, 1.37, 2.91, 0.53]), dtype)
+        z = round_to(np.zeros(4), dtype)
+        problem = Problem("binary_probs", {"probs": p, "labels": z}, {}, dtype)
+        exact = reference.binary_cross_entropy(p, z, extended=True)
+        scale = family_scale(problem)
+        k = _half_k(dtype)
+        p64 = np.asarray(p, np.float64)
+        stable = r(-r(np.log1p(-p64)))
+        weak = r(-r(np.log(r(1 - p64))))
+        assert compare(stable, exact, scale, dtype, k).ok
+        verdict = compare(weak, exact, scale, dtype, k)
+        assert not verdict.ok and verdict.n_failed >= 2, verdict
+
+    # logits large and positive, labels just below 1: x z cancels against max(x, 0)
+    SOFT = {"float16": (100.0, 2.0**-8), "bfloat16": (100.0, 2.0**-6), "float32": (1000.0, 2.0**-16),
+            "float64": (1e10, 2.0**-40)}
+
+    @pytest.mark.parametrize("dtype", ["float16", "bfloat16", "float32", "float64"])
+    def test_cancelling_soft_label_sigmoid_fails_large_logits(self, dtype):
+        r = _in(dtype)
+        size, gap = self.SOFT[dtype]
+        x = round_to(size * np.array([4 / 3, np.pi / 2, np.e, np.sqrt(0.5)]), dtype)  # full significands
+        z = round_to(1 - gap * np.array([1.0, 3.0, 0.5, 1.5]), dtype)
+        problem = Problem("sigmoid", {"logits": x, "labels": z}, {}, dtype)
+        exact = reference.sigmoid_cross_entropy(x, z, extended=True)
+        scale = family_scale(problem)
+        k = _half_k(dtype)
+        x64, z64 = np.asarray(x, np.float64), np.asarray(z, np.float64)
+
+        def softplus(v):
+            return r(r(np.maximum(v, 0)) + r(np.log1p(r(np.exp(r(-np.abs(v)))))))
+
+        stable = r(r(z64 * softplus(-x64)) + r(r(1 - z64) * softplus(x64)))
+        weak = r(r(r(np.maximum(x64, 0)) - r(x64 * z64)) + r(np.log1p(r(np.exp(r(-np.abs(x64)))))))
+        assert compare(stable, exact, scale, dtype, k).ok
+        verdict = compare(weak, exact, scale, dtype, k)
+        assert not verdict.ok and verdict.n_failed >= 2, verdict

@@ -56,6 +56,37 @@ def plain(value):
     return value
 
 
+# An API lags its peers where its error is LAG_RATIO times the best error any API reaches on the same case,
+# dtype and quantity, and more than LAG_ULP ULPs: inside its contract or not, a reviewer must see it. The best
+# error counts as at least half an ULP (a correctly rounded result), so a ratio needs a real gap.
+LAG_RATIO = 100.0
+LAG_ULP = 4.0
+MEASURED = ("passed", "failed", "xfailed", "xpassed")
+
+
+def peer_comparison(checks) -> dict[str, dict[str, Any]]:
+    """For every measured check, by check id: the best max error (ULPs) any API
+    reaches on the same case, dtype and quantity (loss, gradient), the API that
+    reaches it, this check's ratio to it, and whether it lags."""
+    groups: dict[tuple, list] = defaultdict(list)
+    for record in checks:
+        ulp = _number(record.get("max_ulp"))
+        if record.get("kind") in ("value", "gradient") and record.get("outcome") in MEASURED and ulp is not None:
+            groups[(record["case"], record["dtype"], record["kind"])].append((ulp, record))
+    found = {}
+    for group in groups.values():
+        if len({record["binding"] for _, record in group}) < 2:
+            continue
+        best_ulp, best = min(group, key=lambda pair: pair[0])
+        for ulp, record in group:
+            ratio = ulp / max(best_ulp, 0.5) if math.isfinite(ulp) else math.inf
+            found[record["check"]] = {
+                "best_peer_ulp": plain(best_ulp), "best_peer": best["binding"], "peer_ratio": plain(ratio),
+                "lags_peers": bool(ratio >= LAG_RATIO and ulp > LAG_ULP),
+            }
+    return found
+
+
 def matrix(checks) -> list[dict[str, Any]]:
     """One cell per (framework, binding, dtype): counts, worst error, worst case."""
     cells: dict[tuple, dict[str, Any]] = {}
@@ -64,9 +95,10 @@ def matrix(checks) -> list[dict[str, Any]]:
         cell = cells.setdefault(key, {
             "framework": record["framework"], "binding": record["binding"], "api": record.get("api", ""),
             "dtype": record["dtype"], "counts": defaultdict(int), "worst_ulp": None, "worst_case": None,
-            "worst_check": None, "worst_bound_ratio": None, "checks": [],
+            "worst_check": None, "worst_bound_ratio": None, "checks": [], "lagging": 0,
         })
         cell["counts"][record["outcome"]] += 1
+        cell["lagging"] += bool(record.get("lags_peers"))
         cell["checks"].append(record["check"])
         ulp = _number(record.get("max_ulp"))
         if ulp is not None and (cell["worst_ulp"] is None or ulp > cell["worst_ulp"]):
@@ -86,7 +118,8 @@ def _dtype_rank(dtype: str) -> int:
 
 
 def document(checks, environment: dict[str, Any], interrupted: bool, baseline_diff=None) -> dict[str, Any]:
-    checks = sorted(checks, key=lambda r: r["check"])
+    peers = peer_comparison(checks)
+    checks = sorted(({**record, **peers.get(record["check"], {})} for record in checks), key=lambda r: r["check"])
     packages = environment.get("packages", {})
     rows = []
     for record in checks:
@@ -192,7 +225,26 @@ def markdown(doc: dict[str, Any]) -> str:
                  + (f", {_ulp_text(cell['worst_ulp'])}" if _ulp_text(cell["worst_ulp"]) else "")
                  if cell else "" for dtype, cell in row]
         lines.append(f"| `{binding}` | " + " | ".join(cells) + " |")
+    lines += lagging_markdown(doc["checks"])
     return "\n".join(lines) + "\n"
+
+
+def lagging_markdown(checks, limit: int = 40) -> list[str]:
+    """The checks where an API is LAG_RATIO times worse than its best peer."""
+    lagging = sorted((r for r in checks if r.get("lags_peers")), key=lambda r: -(_number(r.get("peer_ratio")) or 0))
+    if not lagging:
+        return ["", f"No API is {LAG_RATIO:g} times behind its best peer (and over {LAG_ULP:g} ULP) on any check."]
+    lines = ["", f"## Behind the best peer ({len(lagging)} checks)", "",
+             f"Checks where an API's error is {LAG_RATIO:g} times the best any API reaches on the same case, dtype "
+             f"and quantity, and over {LAG_ULP:g} ULP, inside its contract or not.", "",
+             "| check | outcome | max ULP | best peer | its max ULP | ratio |", "| --- | --- | ---: | --- | ---: | ---: |"]
+    for record in lagging[:limit]:
+        lines.append(f"| `{record['check']}` | {record['outcome']} | {_ulp_text(record.get('max_ulp'))} | "
+                     f"`{record['best_peer']}` | {_ulp_text(record.get('best_peer_ulp'))} | "
+                     f"{_number(record.get('peer_ratio')):.3g} |")
+    if len(lagging) > limit:
+        lines.append(f"| … {len(lagging) - limit} more in parity.json (`lags_peers`) | | | | | |")
+    return lines
 
 
 def baseline_markdown(diff: dict[str, Any]) -> list[str]:
@@ -275,6 +327,8 @@ def html_page(doc: dict[str, Any]) -> str:
             state = cell_state(cell["counts"])
             worst = _ulp_text(cell["worst_ulp"])
             summary = escape(cell_text(cell)) + (f"<br><small>worst {escape(worst)}</small>" if worst else "")
+            if cell.get("lagging"):
+                summary += f"<br><small class='lags'>⚑ {cell['lagging']} behind the best peer</small>"
             cells.append(f"<td class='cell {state}' data-binding='{escape(binding, quote=True)}' "
                          f"data-dtype='{dtype}'><details><summary>{summary}</summary>"
                          f"{_checks_table(checks_by_cell[(binding, dtype)])}</details></td>")
@@ -295,9 +349,18 @@ def _checks_table(records) -> str:
             f"<tr><td>{escape(record['case'])}</td><td>{escape(record.get('kind', ''))}</td>"
             f"<td class='o-{escape(record['outcome'])}'>{escape(record['outcome'])}</td>"
             f"<td>{escape(_ulp_text(record.get('max_ulp')))}</td>"
+            f"<td>{escape(_peer_text(record))}</td>"
             f"<td class='reason'>{escape(str(reason)[:600])}</td></tr>")
     return ("<table class='checks'><tr><th>case</th><th>check</th><th>outcome</th><th>max error</th>"
-            "<th>reason</th></tr>" + "".join(rows) + "</table>")
+            "<th>best peer</th><th>reason</th></tr>" + "".join(rows) + "</table>")
+
+
+def _peer_text(record) -> str:
+    if record.get("best_peer") is None:
+        return ""
+    ratio = _number(record.get("peer_ratio"))
+    text = f"{_ulp_text(record.get('best_peer_ulp'))} ({record['best_peer'].split(':', 1)[1]}), ×{ratio:.3g}"
+    return ("⚑ " + text) if record.get("lags_peers") else text
 
 
 def baseline_html(diff: dict[str, Any]) -> str:

@@ -170,7 +170,9 @@ MEASURED = ("passed", "failed", "xfailed", "xpassed")
 
 def accuracy_rows(records) -> list[dict[str, Any]]:
     """One row per framework x API x dtype x quantity (loss, gradient): max and
-    median ULP error against the exact value, the worst case, the contract."""
+    median ULP error against the exact value, the worst case, the contract, and
+    the largest ratio to the best peer on the same check (parity.peer_comparison)."""
+    peers = parity.peer_comparison([r for r in records if "check" in r])
     cells: dict[tuple, list] = defaultdict(list)
     for record in records:
         if record.get("kind") not in ("value", "gradient") or record.get("outcome") not in MEASURED:
@@ -193,6 +195,9 @@ def accuracy_rows(records) -> list[dict[str, Any]]:
             "contract_held": all(r["outcome"] == "passed" for r in group),
             "known_divergences": sum(1 for r in group if r["outcome"] in ("xfailed", "xpassed")),
             "failed": sum(1 for r in group if r["outcome"] == "failed"),
+            "worst_peer_ratio": max((_number(peers[r["check"]]["peer_ratio"]) for r in group if r["check"] in peers),
+                                    default=1.0),
+            "behind_peers": sum(1 for r in group if peers.get(r["check"], {}).get("lags_peers")),
         })
     return rows
 
@@ -239,9 +244,12 @@ def accuracy_markdown(rows, interrupted: bool = False) -> str:
         "dtype, over every element of every check of the cell: max, and the median (per check, weighted by",
         "elements). *Bound use* is the largest |error| / bound of the tolerance model (over 1 fails).",
         "*Contract* is yes when every check of the cell passed; known divergences (strict xfails) say no.",
+        f"*× best peer* is the largest ratio of a check's max error to the best any API reaches on the same case,",
+        f"dtype and quantity (at least half an ULP); ⚑ counts checks {parity.LAG_RATIO:g} times behind and over "
+        f"{parity.LAG_ULP:g} ULP.",
         "" if not interrupted else "\n**The run was interrupted: these figures are partial.**\n",
-        "| framework | API | dtype | quantity | checks | max ULP | median ULP | bound use | worst case | contract |",
-        "| --- | --- | --- | --- | ---: | ---: | ---: | ---: | --- | --- |",
+        "| framework | API | dtype | quantity | checks | max ULP | median ULP | bound use | × best peer | worst case | contract |",
+        "| --- | --- | --- | --- | ---: | ---: | ---: | ---: | ---: | --- | --- |",
     ]
     for row in rows:
         contract = "yes" if row["contract_held"] else (
@@ -249,8 +257,13 @@ def accuracy_markdown(rows, interrupted: bool = False) -> str:
             + (f", {row['failed']} failed" if row["failed"] else "") + ")")
         lines.append(f"| {row['framework']} | `{row['binding'].split(':', 1)[1]}` | {row['dtype']} | {row['quantity']} | "
                      f"{row['checks']} | {_ulp_text(row['max_ulp'])} | {_ulp_text(row['median_ulp'])} | "
-                     f"{row['worst_bound_use']:.2g} | {row['worst_case']} | {contract} |")
+                     f"{row['worst_bound_use']:.2g} | {_peer_cell(row)} | {row['worst_case']} | {contract} |")
     return "\n".join(lines) + "\n"
+
+
+def _peer_cell(row) -> str:
+    text = _ulp_text(row["worst_peer_ratio"])
+    return f"{text} ⚑{row['behind_peers']}" if row["behind_peers"] else text
 
 
 def accuracy_html(rows) -> str:

@@ -55,10 +55,10 @@ def test_a_missing_framework_is_a_skip_with_the_reason(suite):
 
 
 def test_an_unsupported_option_is_a_skip_with_the_reason(suite):
-    case = dataclasses.replace(_check(suite, "article1_sparse_rows", "torch:nn.functional.cross_entropy").case,
-                               options={"ignore_class": 1})
-    assert "has no option 'ignore_class'" in skip_reason(case, suite.bindings["torch:nn.functional.cross_entropy"],
-                                                        "float32")
+    # the framework need not be installed: requires is emptied so that the option decides
+    binding = dataclasses.replace(suite.bindings["torch:nn.functional.cross_entropy"], requires=())
+    case = dataclasses.replace(_check(suite, "article1_sparse_rows", binding.id).case, options={"ignore_class": 1})
+    assert "has no option 'ignore_class'" in skip_reason(case, binding, "float32")
 
 
 def _perturbed(binding: Binding, relative: float) -> Binding:
@@ -172,3 +172,29 @@ def test_the_readme_lists_every_divergence(suite):
     text = (ROOT / "README.md").read_text()
     for entry in suite.divergences:
         assert f"`{entry.id}`" in text, f"README's known divergences lack {entry.id}"
+
+
+def _measured(binding, max_ulp, case="c", kind="value"):
+    return {"check": f"softmax-{case}-{binding}-float32" + ("-gradient" if kind == "gradient" else ""),
+            "framework": binding.split(":")[0], "binding": binding, "api": binding, "case": case, "dtype": "float32",
+            "kind": kind, "outcome": "passed", "max_ulp": max_ulp, "median_ulp": 0.1, "bound_ratio": 0.01,
+            "n_elements": 4}
+
+
+def test_an_api_far_behind_its_best_peer_is_flagged():
+    from conformance import parity
+    from conformance.reports import accuracy_rows
+
+    records = [_measured("aa:best", 0.3), _measured("bb:close", 3.0), _measured("cc:lags", 90.0),
+               _measured("cc:lags", 2.0, kind="gradient"), _measured("aa:best", 0.0, kind="gradient")]
+    peers = parity.peer_comparison(records)
+    lagging = {check for check, peer in peers.items() if peer["lags_peers"]}
+    # 90 ULP is 180 times the best (counted as half an ULP) and over 4 ULP; 3 ULP is within a few ULPs;
+    # the 2-ULP gradient is 4 times its peer's 0 (half an ULP)
+    assert lagging == {"softmax-c-cc:lags-float32"}
+    assert peers["softmax-c-cc:lags-float32"]["best_peer"] == "aa:best"
+    document = parity.document(records, {"packages": {}, "python": "3", "cpu": "x", "cores": 1}, False)
+    assert "Behind the best peer (1 checks)" in parity.markdown(document)
+    assert "⚑ 1 behind the best peer" in parity.html_page(document)
+    row = next(r for r in accuracy_rows(records) if r["binding"] == "cc:lags" and r["quantity"] == "loss")
+    assert row["behind_peers"] == 1 and row["worst_peer_ratio"] == 180.0

@@ -8,14 +8,13 @@ everything), and it must reproduce the source document's wrong answers.
 """
 
 import math
-import os
-import subprocess
 import sys
-import xml.etree.ElementTree as ElementTree
 from pathlib import Path
 
 import numpy as np
 import pytest
+
+from suite_runs import outcomes_with_bindings
 
 pytestmark = pytest.mark.selftest
 ROOT = Path(__file__).resolve().parent.parent
@@ -30,22 +29,8 @@ ORDINARY = ["article1_normal_data", "article1_normal_data_sparse", "article0_sof
 
 @pytest.fixture(scope="module")
 def naive_outcomes(tmp_path_factory):
-    directory = tmp_path_factory.mktemp("naive")
-    junit = directory / "junit.xml"
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(PLUGINS), os.environ.get("PYTHONPATH", "")])}
-    result = subprocess.run(
-        [sys.executable, "-m", "pytest", "-o", "addopts=", "-p", "no:cacheprovider", "-q", "--bindings",
-         "naive_numpy", "-k", "numpy and (float32 or float64)", f"--junitxml={junit}",
-         f"--reports-dir={directory}", "tests/test_conformance.py"],
-        cwd=ROOT, capture_output=True, text=True, timeout=600, env=env)
-    assert junit.exists(), result.stdout[-3000:] + result.stderr[-3000:]
-    outcomes = {}
-    for case in ElementTree.parse(junit).getroot().iter("testcase"):
-        name = case.get("name").split("[", 1)[1][:-1]
-        failed = case.find("failure") is not None or case.find("error") is not None
-        skipped = case.find("skipped") is not None
-        outcomes[name] = "failed" if failed else "skipped" if skipped else "passed"
-    return outcomes
+    return outcomes_with_bindings("naive_numpy", "numpy and (float32 or float64)", tmp_path_factory.mktemp("naive"),
+                                  ["tests/test_conformance.py"])
 
 
 def _items(outcomes, case_id):

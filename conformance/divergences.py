@@ -37,7 +37,7 @@ SCHEMA = {
                     "kind": {"enum": ["semantics", "precision", "special-values", "dtype", "behaviour"]},
                     "checks": {"enum": ["value", "gradient", "both"], "default": "value"},
                     "region": {"enum": ["sigmoid_cancellation", "clipped_rows", "offset_rows", "soft_label_cancellation",
-                                        "one_minus_p_rounds"]},
+                                        "one_minus_p_rounds", "half_precision"]},
                     "region_bindings": {"type": "array", "items": {"type": "string"}},
                 },
             },

@@ -77,5 +77,11 @@ def one_minus_p_rounds(problem: Problem) -> np.ndarray:
         return (p < 0.5) & (z < 1)
 
 
-REGIONS = {"sigmoid_cancellation": sigmoid_cancellation, "clipped_rows": clipped_rows, "offset_rows": offset_rows,
+def half_precision(problem: Problem) -> np.ndarray:
+    """Every element of a float16 or bfloat16 problem: where an API that rounds
+    every step in the dtype (not once from float32) exceeds one rounding."""
+    return np.full(np.shape(problem.labels), problem.dtype in ("float16", "bfloat16"), bool)
+
+
+REGIONS = {"half_precision": half_precision, "sigmoid_cancellation": sigmoid_cancellation, "clipped_rows": clipped_rows, "offset_rows": offset_rows,
            "soft_label_cancellation": soft_label_cancellation, "one_minus_p_rounds": one_minus_p_rounds}

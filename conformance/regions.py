@@ -49,8 +49,8 @@ def offset_rows(problem: Problem) -> np.ndarray:
     from conformance.tolerance import family_scale
 
     if problem.family not in ("softmax", "sparse_softmax"):
-        return np.zeros(np.shape(problem.labels)[:-1] if problem.family == "softmax" else np.shape(problem.labels),
-                        bool)
+        return np.zeros(np.shape(problem.labels)[:-1] if problem.family == "categorical_probs"
+                        else np.shape(problem.labels), bool)
     x = np.moveaxis(core.to_work(problem.prediction), problem.axis, -1)
     with np.errstate(invalid="ignore"):
         top = np.max(np.where(np.isfinite(x), np.abs(x), core.WORK(0)), axis=-1)
@@ -58,23 +58,28 @@ def offset_rows(problem: Problem) -> np.ndarray:
 
 
 def soft_label_cancellation(problem: Problem) -> np.ndarray:
-    """A positive logit with a soft label: where ``max(x, 0) - x z`` cancels."""
+    """A positive logit with a soft label where ``x z`` exceeds the loss: there
+    ``max(x, 0) - x z`` cancels and loses ``eps x z``, more than ``eps |loss|``."""
     if problem.family != "sigmoid":
         return np.zeros(np.shape(problem.labels), bool)
     x = np.asarray(problem.prediction, dtype=np.float64)
     z = np.asarray(problem.labels, dtype=np.float64)
-    return (x > 0) & (z > 0) & (z < 1)
+    loss = np.asarray(core.sigmoid_cross_entropy(problem.prediction, problem.labels), dtype=np.float64)
+    with np.errstate(invalid="ignore"):
+        return (x > 0) & (z > 0) & (z < 1) & (x * z > loss)
 
 
 def one_minus_p_rounds(problem: Problem) -> np.ndarray:
-    """A probability below 1/2 with a label below 1: where ``1 - p`` rounds in
-    the dtype, so ``log(1 - p)`` loses an absolute eps that ``log1p(-p)`` keeps."""
+    """A probability below 1/2 with a label below 1 and a loss below ``1 - z``:
+    there ``log(1 - p)`` loses the rounding of ``1 - p``, about ``(1 - z) eps / 2``
+    absolute, which ``log1p(-p)`` keeps, and that is over a few eps of the loss."""
     if problem.family != "binary_probs":
         return np.zeros(np.shape(problem.labels), bool)
     p = np.asarray(problem.prediction, dtype=np.float64)
     z = np.asarray(problem.labels, dtype=np.float64)
-    with np.errstate(invalid="ignore"):
-        return (p < 0.5) & (z < 1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        loss = np.asarray(core.binary_cross_entropy(np.clip(p, 0, 1), np.clip(z, 0, 1)), dtype=np.float64)
+        return (p < 0.5) & (z < 1) & ~(loss >= 1 - z)
 
 
 def half_precision(problem: Problem) -> np.ndarray:
@@ -83,5 +88,6 @@ def half_precision(problem: Problem) -> np.ndarray:
     return np.full(np.shape(problem.labels), problem.dtype in ("float16", "bfloat16"), bool)
 
 
-REGIONS = {"half_precision": half_precision, "sigmoid_cancellation": sigmoid_cancellation, "clipped_rows": clipped_rows, "offset_rows": offset_rows,
-           "soft_label_cancellation": soft_label_cancellation, "one_minus_p_rounds": one_minus_p_rounds}
+REGIONS = {"sigmoid_cancellation": sigmoid_cancellation, "clipped_rows": clipped_rows, "offset_rows": offset_rows,
+           "soft_label_cancellation": soft_label_cancellation, "one_minus_p_rounds": one_minus_p_rounds,
+           "half_precision": half_precision}

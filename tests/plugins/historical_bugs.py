@@ -48,28 +48,31 @@ def _log_partition(x, r):
         return m, r(np.log(r(np.sum(r(np.exp(r(x - m))), axis=-1, keepdims=True))))
 
 
+def _logsumexp(x, r):
+    """logsumexp(x) rounded at its own size, the size of the offset: the weak
+    algorithms subtract the target term from it afterwards."""
+    m, log_sum = _log_partition(x, r)
+    with np.errstate(all="ignore"):
+        return r(m + log_sum)[..., 0]
+
+
 # --- softmax -----------------------------------------------------------------------------------------------
 
 def logsumexp_minus_target(problem: Problem):
     """pytorch/pytorch#11752 (torch 0.4.1's x - (max + log sum)), the formula of optax's integer-label loss
     before PR #1792: the log-sum-exp is rounded at the size of the offset before the target logit goes."""
     x, labels, r = _rows(problem)
-    m, log_sum = _log_partition(x, r)
-    with np.errstate(all="ignore"):
-        lse = r(m + log_sum)[..., 0]
-        target = np.take_along_axis(x, np.asarray(labels)[..., None], axis=-1)[..., 0]
-        return _finish(r(lse - target), problem)
+    target = np.take_along_axis(x, np.asarray(labels)[..., None], axis=-1)[..., 0]
+    return _finish(r(_logsumexp(x, r) - target), problem)
 
 
 def logsumexp_minus_score(problem: Problem):
     """ml-explore/mlx PR #4188: mlx's cross_entropy with probability targets was logsumexp(x) - sum(x y)."""
     x, _, r = _rows(problem)
     y = np.moveaxis(np.asarray(problem.labels, dtype=np.float64), problem.axis, -1)
-    m, log_sum = _log_partition(x, r)
     with np.errstate(all="ignore"):
-        lse = r(m + log_sum)[..., 0]
         score = r(np.sum(r(x * y), axis=-1))
-        return _finish(r(lse - score), problem)
+        return _finish(r(_logsumexp(x, r) - score), problem)
 
 
 def labels_times_log_softmax(problem: Problem):

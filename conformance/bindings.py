@@ -27,6 +27,9 @@ BUILTIN_MODULES = (
     "conformance.frameworks.torch",
 )
 ENTRY_POINT_GROUP = "xent_conformance.bindings"
+# the marker and id word of a binding of an API as users write it: default
+# arguments, the framework's own reduction and dtype handling
+AS_CALLED = "as_called"
 
 FAMILIES = {
     "softmax": ("logits", "soft labels along the class axis"),
@@ -102,15 +105,30 @@ class Binding:
     # every operation rounds to the output dtype (Keras' dtype policy), not
     # only the last: the tolerance model doubles K in half precision for it
     computes_in_output_dtype: bool = False
+    # the dtype the documented convention computes in (its inputs are rounded
+    # to it first) and the dtype of its result; None: the input dtype. Keras
+    # objects built without dtype= compute in and return floatx() (float32).
+    compute_dtype: str | None = None
+    result_dtype: str | None = None
 
-    def unsupported_option(self, name: str, value: Any) -> str | None:
-        """Why this binding cannot take ``name=value``, or None if it can."""
+    def result_dtype_for(self, dtype: str) -> str:
+        """The dtype the binding documents for its result on ``dtype`` inputs."""
+        return self.result_dtype or self.compute_dtype or dtype
+
+    def unsupported_option(self, name: str, value: Any, any_value: bool = False) -> str | None:
+        """Why this binding cannot take ``name=value``, or None if it can. A
+        limitation cites where it is documented (the API's page, or the
+        behaviour case that pins what the API does instead). ``any_value``: only
+        whether the API has the option at all (a behaviour case passes values
+        the value checks avoid, to record what happens)."""
+        where = f" (documented signature: {self.doc})" if self.doc else ""
         if name not in self.options:
-            return self.notes.get(name, f"{self.api} has no option {name!r}")
+            return self.notes.get(name, f"{self.api} has no option {name!r}{where}")
         allowed = self.options[name]
-        if allowed is None or value in allowed or (isinstance(value, str) and value == "default"):
+        if any_value or allowed is None or value in allowed or (isinstance(value, str) and value == "default"):
             return None
-        return self.notes.get(name, f"{self.api} does not take {name}={value!r} (takes {sorted(map(str, allowed))})")
+        return self.notes.get(name, f"{self.api} does not take {name}={value!r} (takes "
+                                    f"{sorted(map(str, allowed))}){where}")
 
     def missing_requirement(self) -> str | None:
         """Why this binding's framework cannot run here, or None."""

@@ -18,7 +18,7 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
-OUTCOMES = ("passed", "failed", "xfailed", "xpassed", "skipped", "error")
+OUTCOMES = ("passed", "failed", "xfailed", "xpassed", "skipped", "error", "crashed")
 DTYPE_ORDER = ("float16", "bfloat16", "float32", "float64")
 # the packages whose versions decide a framework's numbers (keras only for Keras bindings)
 FRAMEWORK_PACKAGES = {
@@ -149,7 +149,7 @@ def write(directory: Path, doc: dict[str, Any]) -> None:
 
 def cell_state(counts: dict[str, int]) -> str:
     """fail (a failure, an error or an unexpected pass), xfail (known divergences only), pass, skip."""
-    if counts["failed"] or counts["error"] or counts["xpassed"]:
+    if counts["failed"] or counts["error"] or counts["xpassed"] or counts["crashed"]:
         return "fail"
     if counts["xfailed"]:
         return "xfail"
@@ -172,6 +172,8 @@ def cell_text(cell: dict[str, Any]) -> str:
     parts = [f"{c['passed']}✓"] if c["passed"] else []
     if c["failed"] or c["error"]:
         parts.append(f"{c['failed'] + c['error']}✗")
+    if c["crashed"]:
+        parts.append(f"{c['crashed']} crashed")
     if c["xpassed"]:
         parts.append(f"{c['xpassed']} xpass")
     if c["xfailed"]:
@@ -211,6 +213,7 @@ def markdown(doc: dict[str, Any]) -> str:
     ]
     if "baseline" in doc:
         lines += baseline_markdown(doc["baseline"]) + [""]
+    lines += crashed_markdown(doc["checks"])
     lines += [
         "Each cell: checks passed ✓, failed ✗, known divergences (xfail), and the worst error in ULPs of the "
         "dtype. 🟥 a failure, 🟧 known divergences only, 🟩 all passed, ⬜ skipped. `reports/parity.html` "
@@ -227,6 +230,18 @@ def markdown(doc: dict[str, Any]) -> str:
         lines.append(f"| `{binding}` | " + " | ".join(cells) + " |")
     lines += lagging_markdown(doc["checks"])
     return "\n".join(lines) + "\n"
+
+
+def crashed_markdown(checks) -> list[str]:
+    """The checks whose worker process died (pytest-xdist restarts it and goes on)."""
+    crashed = [record for record in checks if record["outcome"] == "crashed"]
+    if not crashed:
+        return []
+    lines = ["## Crashed", "", "The process running these checks died; each counts as a failure.", "",
+             "| check | signal | worker |", "| --- | --- | --- |"]
+    for record in crashed:
+        lines.append(f"| `{record['check']}` | {record.get('crash_signal', '?')} | {record.get('crash_worker', '?')} |")
+    return lines + [""]
 
 
 def lagging_markdown(checks, limit: int = 40) -> list[str]:
@@ -281,7 +296,7 @@ td.pass { background: #e3f4e1; } td.xfail { background: #fde9c8; } td.fail { bac
 td.skip { background: #f3f3f3; color: #666; }
 details > summary { cursor: pointer; } details[open] > summary { font-weight: 600; }
 table.checks { margin-top: .4em; font-size: .88em; background: #fff; }
-table.checks td.o-failed, table.checks td.o-error, table.checks td.o-xpassed { color: #a30d00; font-weight: 600; }
+table.checks td.o-failed, table.checks td.o-error, table.checks td.o-xpassed, table.checks td.o-crashed { color: #a30d00; font-weight: 600; }
 table.checks td.o-xfailed { color: #8a5200; } .reason { max-width: 60em; white-space: pre-wrap; }
 .legend span { display: inline-block; padding: 1px 8px; margin-right: 6px; border: 1px solid #ccc; }
 .verdict-bad { color: #a30d00; font-weight: 600; } .verdict-good { color: #176b12; font-weight: 600; }
@@ -342,7 +357,7 @@ def html_page(doc: dict[str, Any]) -> str:
 
 def _checks_table(records) -> str:
     rows = []
-    order = {"failed": 0, "error": 0, "xpassed": 1, "xfailed": 2, "passed": 3, "skipped": 4}
+    order = {"crashed": 0, "failed": 0, "error": 0, "xpassed": 1, "xfailed": 2, "passed": 3, "skipped": 4}
     for record in sorted(records, key=lambda r: (order.get(r["outcome"], 5), r["check"])):
         reason = record.get("reason", "") if record["outcome"] != "passed" else ""
         rows.append(

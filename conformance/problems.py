@@ -56,3 +56,25 @@ def make_problem(case: Case, dtype: str, binding: Binding | None = None,
     inputs = {name: _as_given(name, case, value, dtype) for name, value in case.inputs.items()}
     options = {**case.options, **(extra_options or {})}
     return Problem(case.family, inputs, resolve_options(options, binding, dtype), dtype)
+
+
+def as_computed(problem: Problem, binding: Binding) -> Problem:
+    """The problem as the binding's documented convention computes it: its
+    real inputs and weights rounded to the binding's compute dtype (exact when
+    that dtype is wider), or the problem itself."""
+    dtype = binding.compute_dtype
+    if dtype is None or dtype == problem.dtype:
+        return problem
+    inputs = {name: round_input(name, problem.family, value, dtype) if isinstance(value, np.ndarray) else value
+              for name, value in problem.inputs.items()}
+    options = {name: round_to(value, dtype) if name in vocabulary.FLOAT_ARRAY_OPTIONS and isinstance(
+        value, np.ndarray) else value for name, value in problem.options.items()}
+    return Problem(problem.family, inputs, options, dtype)
+
+
+def least_precise(*dtypes: str) -> str:
+    """The format with the largest machine epsilon: an error bound in it
+    covers every rounding the others add."""
+    from conformance.dtypes import FORMATS
+
+    return max(dtypes, key=lambda name: FORMATS[name].eps)

@@ -19,6 +19,8 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from conformance import parity
 from conformance.parity import OUTCOMES, plain as _plain
 
@@ -53,8 +55,13 @@ def _cpu_name() -> str:
     return platform.processor() or "unknown"
 
 
+CRASH_PHASE = "???"  # the phase of the report pytest-xdist makes for an item whose worker died
+
+
 def outcome_of(report) -> str | None:
     """The item's final outcome from one phase report, or None if undecided."""
+    if report.when == CRASH_PHASE:
+        return "crashed"
     if report.when == "call":
         if report.failed and str(report.longrepr).startswith("[XPASS(strict)]"):
             return "xpassed"  # a strict xfail that passed: pytest fails it, the reports name it
@@ -83,6 +90,32 @@ def _reason(report) -> str:
     return str(text.message) if text is not None else str(longrepr)[:2000]
 
 
+def _identity(check) -> list[tuple[str, Any]]:
+    return [("check", check.id), ("kind", check.kind), ("framework", check.binding.framework),
+            ("binding", check.binding.id), ("api", check.binding.api), ("family", check.case.family),
+            ("case", check.case.id), ("dtype", check.dtype)]
+
+
+def _exit_status(worker) -> str:
+    """'SIGABRT', 'SIGSEGV', ... or 'exit code N' of a dead xdist worker process
+    (execnet keeps the Popen object; 'unknown' where it is out of reach)."""
+    import signal
+
+    popen = getattr(getattr(getattr(worker, "gateway", None), "_io", None), "popen", None)
+    if popen is None:
+        return "unknown signal"
+    try:
+        code = popen.wait(timeout=10)
+    except Exception:
+        return "unknown signal"
+    if code is not None and code < 0:
+        try:
+            return signal.Signals(-code).name
+        except ValueError:
+            return f"signal {-code}"
+    return f"exit code {code}"
+
+
 class Recorder:
     """Gathers one record per item; writes the reports on the controller."""
 
@@ -107,11 +140,35 @@ class Recorder:
                      or callspec.params.get("gradient_check"))
             if check is None:
                 continue
-            item.user_properties.extend([
-                ("check", check.id), ("kind", check.kind), ("framework", check.binding.framework),
-                ("binding", check.binding.id), ("api", check.binding.api), ("family", check.case.family),
-                ("case", check.case.id), ("dtype", check.dtype),
-            ])
+            item.user_properties.extend(_identity(check))
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_handlecrashitem(self, crashitem, report, sched):
+        """pytest-xdist's hook for an item whose worker died: the report it is
+        about to log gets the check's identity and the signal, so that every
+        report shows the crash and the baseline guard counts it."""
+        check = self._check_of(crashitem)
+        died = _exit_status(getattr(report, "node", None))
+        worker = getattr(getattr(getattr(report, "node", None), "gateway", None), "id", "?")
+        properties = [] if check is None else _identity(check)
+        running = check.id if check is not None else crashitem
+        properties += [("crash_signal", died), ("crash_worker", worker), ("last_check", running)]
+        report.user_properties = list(report.user_properties) + properties
+        report.longrepr = (f"crashed: worker {worker} died ({died}) while running {running}; "
+                           "pytest-xdist started a new worker and the run went on")
+
+    def _check_of(self, nodeid: str):
+        if "[" not in nodeid:
+            return None
+        from conformance.suite import build
+
+        try:
+            suite = build(str(Path(self.config.getoption("cases_dir")).resolve()),
+                          tuple(self.config.getoption("bindings")))
+        except Exception:  # a broken suite was reported at collection
+            return None
+        wanted = nodeid[nodeid.index("[") + 1:-1]
+        return next((check for check in suite.checks if check.id == wanted), None)
 
     def pytest_runtest_logreport(self, report):
         outcome = outcome_of(report)
@@ -120,7 +177,7 @@ class Recorder:
         record = self.records.setdefault(report.nodeid, {"nodeid": report.nodeid})
         record.update({name: value for name, value in report.user_properties})
         # a teardown error does not hide the call's verdict, it adds to it
-        if record.get("outcome") in (None, "passed") or outcome in ("error", "failed"):
+        if record.get("outcome") in (None, "passed") or outcome in ("error", "failed", "crashed"):
             record["outcome"] = outcome
             record["reason"] = _reason(report)[:4000]
         record["duration"] = record.get("duration", 0.0) + report.duration
@@ -304,7 +361,9 @@ def behaviour_tables(records) -> dict[str, dict[str, Any]]:
             cell = "—"
         else:
             cell = record.get("cell", "?")
-            if record["outcome"] in ("failed", "error"):
+            if record["outcome"] == "crashed":
+                cell = f"crashed ({record.get('crash_signal', 'unknown signal')})"
+            elif record["outcome"] in ("failed", "error"):
                 cell += " (changed!)"
             elif record["outcome"] == "xfailed":
                 cell += " (known divergence)"

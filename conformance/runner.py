@@ -17,7 +17,7 @@ import numpy as np
 
 from conformance.cases import describe_array
 from conformance.dtypes import FORMATS, NUMPY
-from conformance.problems import make_problem
+from conformance.problems import as_computed, least_precise, make_problem
 from conformance.suite import Check
 from conformance.tolerance import Verdict, compare, k_for, output_scale
 from reference import core
@@ -39,6 +39,7 @@ class Outcome:
     out_dtype: str
     verdict: Verdict
     k: float
+    judged_dtype: str = ""  # the format the bound is in: the least precise of computation and output
     properties: list[tuple[str, Any]] = field(default_factory=list)
 
 
@@ -54,7 +55,7 @@ def _options_key(options) -> str:
 def expected_value(check: Check, problem) -> np.ndarray:
     """The binding's documented convention on the problem, cached."""
     reference = check.binding.reference
-    key = (check.case.id, check.dtype, getattr(reference, "__qualname__", repr(reference)),
+    key = (check.case.id, check.dtype, problem.dtype, getattr(reference, "__qualname__", repr(reference)),
            getattr(reference, "__module__", ""), _options_key(problem.options))
     if key not in _EXPECTED_CACHE:
         _EXPECTED_CACHE[key] = np.asarray(reference(problem), dtype=core.WORK)
@@ -68,22 +69,46 @@ def _output_dtype(got: np.ndarray) -> str:
     return name
 
 
-def run_value_check(check: Check) -> Outcome:
-    problem = make_problem(check.case, check.dtype, check.binding)
-    expected = expected_value(check, problem)
-    got = np.asarray(check.binding.call(problem))
-    out_dtype = _output_dtype(got)
-    k = check.case.tolerance_k.get(out_dtype, k_for(out_dtype, check.binding))
-    scale = output_scale(check.binding, problem, expected)
-    verdict = compare(got, expected, scale, out_dtype, k)
-    outcome = Outcome(check.id, expected, got, out_dtype, verdict, k)
+def _input_dtype(problem, fallback: str) -> str:
+    """The prediction's dtype (a behaviour case may give it one of its own)."""
+    name = np.asarray(problem.prediction).dtype.name
+    return name if name in NUMPY else fallback
+
+
+def _require_dtype(check: Check, what: str, got: str, documented: str) -> None:
+    if got != documented:
+        raise CheckFailure(f"{check.binding.api}: {what} is {got} on {check.dtype} inputs, where the binding "
+                           f"documents {documented}")
+
+
+def _judge(check: Check, check_id: str, expected, got, scale, out_dtype: str) -> Outcome:
+    """The bound is in the output's format, or in the binding's documented
+    compute dtype where that is narrower: an API that returns float32 from
+    half-precision inputs is held to float32 unless it documents computing in
+    half precision."""
+    compute = check.binding.compute_dtype
+    judged = out_dtype if compute is None else least_precise(compute, out_dtype)
+    k = check.case.tolerance_k.get(judged, k_for(judged, check.binding))
+    outcome = Outcome(check_id, expected, got, out_dtype, compare(got, expected, scale, judged, k), k, judged)
     outcome.properties = properties(check, outcome)
     return outcome
 
 
+def run_value_check(check: Check) -> Outcome:
+    """The result must have the documented dtype and lie within the bound."""
+    problem = make_problem(check.case, check.dtype, check.binding)
+    computed = as_computed(problem, check.binding)
+    expected = expected_value(check, computed)
+    got = np.asarray(check.binding.call(problem))
+    out_dtype = _output_dtype(got)
+    _require_dtype(check, "its result", out_dtype, check.binding.result_dtype_for(_input_dtype(problem, check.dtype)))
+    scale = output_scale(check.binding, computed, expected)
+    return _judge(check, check.id, expected, got, scale, out_dtype)
+
+
 def expected_gradient(check: Check, problem) -> dict:
     reference = check.binding.reference_gradient
-    key = ("gradient", check.case.id, check.dtype, getattr(reference, "__qualname__", repr(reference)),
+    key = ("gradient", check.case.id, check.dtype, problem.dtype, getattr(reference, "__qualname__", repr(reference)),
            getattr(reference, "__module__", ""), check.binding.id, _options_key(problem.options))
     if key not in _EXPECTED_CACHE:
         _EXPECTED_CACHE[key] = {name: (np.asarray(grad, dtype=core.WORK), np.asarray(scale, dtype=core.WORK))
@@ -95,7 +120,8 @@ def run_gradient_check(check: Check) -> list[Outcome]:
     """One outcome per differentiated input (the prediction, and the labels
     where the API documents a gradient for them)."""
     problem = make_problem(check.case, check.dtype, check.binding)
-    exact = expected_gradient(check, problem)
+    computed = as_computed(problem, check.binding)
+    exact = expected_gradient(check, computed)
     got = check.binding.gradient(problem)
     outcomes = []
     for name, (grad, scale) in exact.items():
@@ -103,10 +129,8 @@ def run_gradient_check(check: Check) -> list[Outcome]:
             raise CheckFailure(f"{check.binding.api} gave no gradient for {name}")
         value = np.asarray(got[name])
         out_dtype = _output_dtype(value)
-        k = check.case.tolerance_k.get(out_dtype, k_for(out_dtype, check.binding))
-        outcome = Outcome(f"{check.id}:d_{name}", grad, value, out_dtype, compare(value, grad, scale, out_dtype, k), k)
-        outcome.properties = properties(check, outcome)
-        outcomes.append(outcome)
+        _require_dtype(check, f"its gradient d_{name}", out_dtype, np.asarray(problem.inputs[name]).dtype.name)
+        outcomes.append(_judge(check, f"{check.id}:d_{name}", grad, value, scale, out_dtype))
     return outcomes
 
 
@@ -127,6 +151,7 @@ def properties(check: Check, outcome: Outcome) -> list[tuple[str, Any]]:
         ("case", check.case.id),
         ("dtype", check.dtype),
         ("out_dtype", outcome.out_dtype),
+        ("judged_dtype", outcome.judged_dtype),
         ("max_ulp", _finite_or_text(verdict.max_ulp)),
         ("median_ulp", _finite_or_text(verdict.median_ulp)),
         ("max_abs_error", _finite_or_text(verdict.max_abs_error)),
@@ -152,7 +177,7 @@ def _show(values) -> str:
 def failure_message(check: Check, outcome: Outcome) -> str:
     """The whole story of a failed check, without a re-run."""
     verdict = outcome.verdict
-    fmt = FORMATS[outcome.out_dtype]
+    fmt = FORMATS[outcome.judged_dtype]
     worst = verdict.worst_index
     expected_at = np.asarray(outcome.expected)[worst] if np.ndim(outcome.expected) else outcome.expected
     got_at = np.asarray(outcome.got)[worst] if np.ndim(outcome.got) and np.shape(outcome.got) == np.shape(
@@ -169,7 +194,7 @@ def failure_message(check: Check, outcome: Outcome) -> str:
         f"{check.binding.reference.__qualname__})",
         f"  got:      {_show(outcome.got)}",
         f"  worst at index {worst}: expected {float(expected_at):.17g}, got {float(np.asarray(got_at, np.float64)):.17g}",
-        f"    error {verdict.error_at_worst:.3g} = {verdict.ulp_at_worst:.4g} ULP of {outcome.out_dtype}; "
+        f"    error {verdict.error_at_worst:.3g} = {verdict.ulp_at_worst:.4g} ULP of {outcome.judged_dtype}; "
         f"bound {verdict.bound_at_worst:.3g} = {outcome.k:g} * eps {fmt.eps:.3g} * (|exact| + scale "
         f"{verdict.scale_at_worst:.3g}) + {outcome.k:g} * {fmt.smallest_subnormal:.3g}",
         f"  over all elements: max error {verdict.max_abs_error:.3g}, max {verdict.max_ulp:.4g} ULP, "

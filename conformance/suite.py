@@ -17,7 +17,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from conformance import divergences as divergence_data
-from conformance.bindings import Binding, load_bindings
+from conformance.bindings import AS_CALLED, Binding, load_bindings
 from conformance.cases import CASES_DIR, Case, CaseError, load_all
 from conformance.published import check_published
 
@@ -60,8 +60,13 @@ def check_id(case: Case, binding: Binding, dtype: str) -> str:
 def applies(case: Case, binding: Binding) -> bool:
     """Same family, and inside the case's ``bindings`` filter if it has one
     (patterns match binding ids or framework labels; an opt-in binding must be
-    matched by its id)."""
+    matched by its id, and so must an as-called form for a behaviour case)."""
     if binding.family != case.family:
+        return False
+    if AS_CALLED in binding.markers and (case.expect or "behaviour" in case.tags) and not any(
+            fnmatch.fnmatchcase(binding.id, pattern) for pattern in case.bindings or ()):
+        # input handling is the pinned form's, already recorded for it; an
+        # as-called form takes part in a behaviour case that names it
         return False
     if not case.bindings:
         return not binding.opt_in
@@ -87,14 +92,15 @@ def gradient_skip_reason(case: Case, binding: Binding, dtype: str) -> str | None
     return skip_reason(case, binding, dtype)
 
 
-def skip_reason(case: Case, binding: Binding, dtype: str) -> str | None:
+def skip_reason(case: Case, binding: Binding, dtype: str, behaviour: bool = False) -> str | None:
     missing = binding.missing_requirement()
     if missing:
         return missing
     if dtype not in binding.dtypes:
         return f"{binding.api} does not support {dtype} (declared in its binding)"
     for name, value in case.options.items():
-        reason = binding.unsupported_option(name, value if not hasattr(value, "shape") else "<array>")
+        reason = binding.unsupported_option(name, value if not hasattr(value, "shape") else "<array>",
+                                            any_value=behaviour)
         if reason:
             return reason
     return None
@@ -111,7 +117,8 @@ def generate(cases, bindings: dict, divergences) -> list[Check]:
             kind = "behaviour" if case.expect or "behaviour" in case.tags else "value"
             for dtype in case.dtypes:
                 identifier = check_id(case, binding, dtype)
-                checks.append(Check(identifier, case, binding, dtype, kind, skip_reason(case, binding, dtype),
+                checks.append(Check(identifier, case, binding, dtype, kind,
+                                    skip_reason(case, binding, dtype, behaviour=kind == "behaviour"),
                                     divergence_data.first_match(divergences, identifier, kind)))
                 if kind == "value":
                     identifier += "-gradient"

@@ -61,6 +61,31 @@ def test_an_unsupported_option_is_a_skip_with_the_reason(suite):
     assert "has no option 'ignore_class'" in skip_reason(case, binding, "float32")
 
 
+LIMITATION_WORDS = ("only", "has no", "always", "does not take", "does not support")
+
+
+def test_every_limitation_cites_where_it_is_documented(suite):
+    """A skip saying an API lacks something names the page that documents the
+    limit, or the behaviour case that records what the API does instead, so
+    that a change upstream is noticed (computed from the declarations, so it
+    holds whichever frameworks are installed)."""
+    behaviour_cases = {case.base_id for case in suite.cases if case.expect}
+    reasons = set()
+    for check in suite.checks:
+        for name, value in check.case.options.items():
+            reason = check.binding.unsupported_option(name, "<array>" if hasattr(value, "shape") else value,
+                                                      any_value=check.kind == "behaviour")
+            if reason:
+                reasons.add(reason)
+    limitations = [reason for reason in reasons if any(word in reason for word in LIMITATION_WORDS)]
+    assert limitations, "no limitation found: the scan is broken"
+    for reason in sorted(limitations):
+        cited = [case for case in behaviour_cases if case in reason]
+        assert "https://" in reason or cited, f"a limitation without its source: {reason}"
+    for case in {case for reason in limitations for case in behaviour_cases if case in reason}:
+        assert any(check.case.base_id == case and check.kind == "behaviour" for check in suite.checks), case
+
+
 def _perturbed(binding: Binding, relative: float) -> Binding:
     """A framework that is wrong by ``relative``, built on the reference itself."""
 

@@ -1,6 +1,8 @@
 """Self-tests: the suite's own bad situations lose nothing.
 
 * a framework call that raises fails its item and the run goes on;
+* a call that kills its xdist worker is a crash in every report (signal, last
+  check id) and a new failure for the baseline guard;
 * an interrupted run (a real SIGINT, as Ctrl-C sends) still leaves well-formed
   JUnit XML, the HTML report and the JSON reports, marked as interrupted;
 * a malformed case file fails collection with the file, case and field.
@@ -54,12 +56,17 @@ def sleeping(problem):
     return honest(problem)
 
 
+def aborting(problem):
+    os.abort()  # a framework that takes the process down (a segfault in a kernel, an abort in C++)
+
+
 def binding(name, call):
     return Binding(id=f"numpy:{name}", api=f"numpy.{name}", framework="numpy", family="sparse_softmax",
                    call=call, reference=reference, dtypes=frozenset({"float32"}))
 
 
-BINDINGS = [binding("honest", honest), binding("crashing", crashing), binding("sleeping", sleeping)]
+BINDINGS = [binding("honest", honest), binding("crashing", crashing), binding("sleeping", sleeping),
+            binding("aborting", aborting)]
 '''
 
 
@@ -88,6 +95,37 @@ def test_a_crashing_call_fails_its_item_and_the_run_goes_on(misbehaving):
     parity = json.loads((tmp_path / "parity.json").read_text())
     outcomes = {check["binding"]: check["outcome"] for check in parity["checks"] if check["kind"] == "value"}
     assert outcomes == {"numpy:honest": "passed", "numpy:crashing": "failed"}
+
+
+def test_a_dead_worker_is_a_crash_in_every_report_and_a_new_failure(misbehaving):
+    tmp_path, env = misbehaving
+    selection = "article1_sparse_rows and float32 and (honest or aborting)"
+    honest_id = "sparse_softmax-article1_sparse_rows-numpy:honest-float32"
+    aborting_id = "sparse_softmax-article1_sparse_rows-numpy:aborting-float32"
+    # the stored run in which the aborting binding still passed
+    stored = {"environment": {}, "checks": [{"check": honest_id, "outcome": "passed", "max_ulp": 0.0},
+                                            {"check": aborting_id, "outcome": "passed", "max_ulp": 0.0}]}
+    (tmp_path / "stored.json").write_text(json.dumps(stored))
+    result = subprocess.run(_command(tmp_path, "-q", "-n", "2", "-k", selection,
+                                     f"--parity-baseline={tmp_path / 'stored.json'}"),
+                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 1, result.stdout[-3000:]
+    assert "crashed" in result.stdout, result.stdout[-3000:]
+    parity = json.loads((tmp_path / "parity.json").read_text())
+    checks = {check["check"]: check for check in parity["checks"]}
+    assert checks[honest_id]["outcome"] == "passed"
+    crash = checks[aborting_id]
+    assert crash["outcome"] == "crashed" and crash["crash_signal"] == "SIGABRT", crash
+    assert crash["last_check"] == aborting_id and crash["binding"] == "numpy:aborting", crash
+    assert parity["totals"]["crashed"] == 1
+    assert [d["check"] for d in parity["baseline"]["new_failures"]] == [aborting_id], parity["baseline"]
+    page = (tmp_path / "parity.html").read_text()
+    assert "o-crashed" in page and "SIGABRT" in page
+    summary = (tmp_path / "parity.md").read_text()
+    assert "## Crashed" in summary and aborting_id in summary
+    junit = ElementTree.parse(tmp_path / "junit.xml").getroot()
+    crashed = [case for case in junit.iter("testcase") if aborting_id in case.get("name")]
+    assert crashed and "SIGABRT" in "".join(e.get("message", "") for e in crashed[0] if e.tag in ("error", "failure"))
 
 
 def test_an_interrupted_run_still_writes_its_reports(misbehaving):

@@ -50,7 +50,9 @@ def exact_softmax_cross_entropy(problem: Problem):
 def exact_sparse_softmax_cross_entropy(problem: Problem):
     from reference import core
 
-    return core.sparse_softmax_cross_entropy(problem.prediction, problem.labels, extended=True)
+    logits = np.moveaxis(np.asarray(problem.prediction), problem.axis, -1) if np.ndim(problem.prediction) else (
+        problem.prediction)
+    return core.sparse_softmax_cross_entropy(logits, problem.labels, extended=True)
 
 
 def exact_sigmoid_cross_entropy(problem: Problem):

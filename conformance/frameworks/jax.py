@@ -18,6 +18,7 @@ from reference import gradients as ref_grad
 
 DTYPES = frozenset({"float16", "bfloat16", "float32", "float64"})
 OPTAX_DOCS = "https://optax.readthedocs.io/en/latest/api/losses.html"
+LOG_SOFTMAX_DOCS = "https://docs.jax.dev/en/latest/_autosummary/jax.nn.log_softmax.html"
 
 
 def _jax():
@@ -52,7 +53,7 @@ def _softmax_ce(x, labels, axis):
 
 
 def _integer_ce(x, labels, axis):
-    return _optax().softmax_cross_entropy_with_integer_labels(x, labels)
+    return _optax().softmax_cross_entropy_with_integer_labels(x, labels, axis=axis)
 
 
 def _sigmoid_ce(x, labels, axis):
@@ -67,8 +68,9 @@ def _log_softmax_soft(x, labels, axis):
 def _log_softmax_integer(x, labels, axis):
     jax = _jax()
     jnp = jax.numpy
-    log_probs = jax.nn.log_softmax(x, axis=-1)
-    return -jnp.take_along_axis(log_probs, jnp.asarray(labels)[..., None], axis=-1)[..., 0]
+    log_probs = jax.nn.log_softmax(x, axis=axis)
+    picked = jnp.take_along_axis(log_probs, jnp.expand_dims(jnp.asarray(labels), axis), axis=axis)
+    return -jnp.squeeze(picked, axis)
 
 
 # JAX code runs under jax.jit in practice, and eager dispatch compiles every
@@ -122,8 +124,9 @@ def _gradient_soft(problem: Problem):
 
 def _gradient_integer(problem: Problem):
     x = np.asarray(problem.prediction)
-    one_hot = (np.asarray(problem.labels)[..., None] == np.arange(x.shape[-1])).astype(np.float64)
-    return {"logits": ref_grad.softmax_family(x, one_hot)}
+    axis = problem.axis
+    one_hot = (np.asarray(problem.labels)[..., None] == np.arange(x.shape[axis])).astype(np.float64)
+    return {"logits": ref_grad.softmax_family(x, np.moveaxis(one_hot, -1, axis), axis=axis)}
 
 
 def _gradient_sigmoid(problem: Problem):
@@ -131,10 +134,10 @@ def _gradient_sigmoid(problem: Problem):
     return {"logits": ref_grad.softplus_pair(problem.prediction, z, 1 - z)}
 
 
-def _binding(name, api, family, forward, reference, reference_gradient, options=None, notes=None):
+def _binding(name, api, family, forward, reference, reference_gradient, options=None, notes=None, doc=OPTAX_DOCS):
     return Binding(
         id=f"jax:{name}", api=api, framework="jax", family=family, call=_caller(forward), reference=reference,
-        dtypes=DTYPES, options=options or {}, requires=("jax", "optax"), doc=OPTAX_DOCS,
+        dtypes=DTYPES, options=options or {}, requires=("jax", "optax"), doc=doc,
         gradient=_autodiff(forward), reference_gradient=reference_gradient, notes=notes or {},
     )
 
@@ -144,14 +147,12 @@ BINDINGS = [
              exact_softmax_cross_entropy, _gradient_soft, {"axis": None}),
     _binding("optax.softmax_cross_entropy_with_integer_labels", "optax.softmax_cross_entropy_with_integer_labels",
              "sparse_softmax", _integer_ce, exact_sparse_softmax_cross_entropy, _gradient_integer,
-             {"axis": {-1}},
-             notes={"axis": "the binding passes class indices along the last axis only"}),
+             {"axis": None}),
     _binding("optax.sigmoid_binary_cross_entropy", "optax.sigmoid_binary_cross_entropy", "sigmoid", _sigmoid_ce,
              exact_sigmoid_cross_entropy, _gradient_sigmoid),
     _binding("nn.log_softmax(soft_labels)", "-sum(labels * jax.nn.log_softmax(logits))", "softmax",
-             _log_softmax_soft, exact_softmax_cross_entropy, _gradient_soft, {"axis": None}),
+             _log_softmax_soft, exact_softmax_cross_entropy, _gradient_soft, {"axis": None}, doc=LOG_SOFTMAX_DOCS),
     _binding("nn.log_softmax(integer_labels)", "-take_along_axis(jax.nn.log_softmax(logits), labels)",
              "sparse_softmax", _log_softmax_integer, exact_sparse_softmax_cross_entropy, _gradient_integer,
-             {"axis": {-1}},
-             notes={"axis": "the binding takes class indices along the last axis only"}),
+             {"axis": None}, doc=LOG_SOFTMAX_DOCS),
 ]

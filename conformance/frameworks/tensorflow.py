@@ -12,11 +12,12 @@ are checked for every loss; metric objects are not differentiated.
 
 from __future__ import annotations
 
+import functools
 import os
 
 import numpy as np
 
-from conformance.bindings import Binding, Problem
+from conformance.bindings import AS_CALLED, Binding, Problem
 from conformance.frameworks import pick, split_batches
 from conformance.tolerance import binary_focal_scale, categorical_focal_scale
 from reference import core
@@ -28,6 +29,9 @@ DTYPES = frozenset({"float16", "bfloat16", "float32", "float64"})
 KERAS_REDUCTIONS = frozenset({"none", "sum", "mean", "sum_over_batch_size", "mean_with_sample_weight"})
 TF_DOCS = "https://www.tensorflow.org/api_docs/python/tf/nn"
 KERAS_DOCS = "https://keras.io/api/losses/probabilistic_losses/"
+KERAS_METRICS_DOCS = "https://keras.io/api/metrics/probabilistic_metrics/"
+# keras.backend.floatx() unless the user sets it: what objects built without dtype= compute in
+KERAS_FLOATX = "float32"
 
 
 def _tf():
@@ -163,7 +167,8 @@ TF_NN = [
            {"axis": None}, label_gradient=True),
     _tf_nn("sparse_softmax_cross_entropy_with_logits", "sparse_softmax", _sparse, _reference_sparse,
            _sparse_gradient, {"axis": {-1}},
-           notes={"axis": "tf.nn.sparse_softmax_cross_entropy_with_logits takes classes on the last axis only"}),
+           notes={"axis": "tf.nn.sparse_softmax_cross_entropy_with_logits has no axis: its logits are documented "
+                          f"as [d_0, ..., d_{{r-1}}, num_classes] ({TF_DOCS}/sparse_softmax_cross_entropy_with_logits)"}),
     _tf_nn("sigmoid_cross_entropy_with_logits", "sigmoid", _sigmoid, _reference_sigmoid, _sigmoid_gradient),
     _tf_nn("weighted_cross_entropy_with_logits", "sigmoid", _weighted, _reference_weighted, _weighted_gradient,
            {"pos_weight": None}, defaults={"pos_weight": np.array(1.0)}, reduce=_reduce_weighted),
@@ -187,8 +192,15 @@ class KerasLoss:
         self.opt_in = opt_in
 
     def forms(self):
-        forms = [_class_binding, _function_binding]
-        return forms + ([_metric_binding] if self.metric_options is not None else [])
+        """Every form a user writes: the object pinned to the dtype under test
+        (unreduced, as the harness compares per example), the same object as
+        users call it (``as_called``: default arguments, so Keras converts the
+        inputs to floatx() and reduces by its default), the function, and the
+        metric pinned and as called."""
+        forms = [_class_binding, functools.partial(_class_binding, as_called=True), _function_binding]
+        if self.metric_options is not None:
+            forms += [_metric_binding, functools.partial(_metric_binding, as_called=True)]
+        return forms
 
     def reference_function(self, problem: Problem, from_logits: bool, names) -> np.ndarray:
         function = getattr(ref_keras, self.function_name)
@@ -312,13 +324,21 @@ def _probability_spread(loss: KerasLoss, from_logits: bool, problem: Problem) ->
     return p * (1 - p)
 
 
-def _class_binding(loss: KerasLoss, from_logits: bool) -> Binding:
+def _constructor_arguments(from_logits: bool, dtype: str | None) -> dict:
+    """``dtype=None`` is the user's form: no ``dtype`` and, for the default
+    ``from_logits=False``, no ``from_logits`` either."""
+    if dtype is None:
+        return {"from_logits": True} if from_logits else {}
+    return {"from_logits": from_logits, "dtype": dtype}
+
+
+def _class_binding(loss: KerasLoss, from_logits: bool, as_called: bool = False) -> Binding:
     names = loss.function_options
 
     def forward(problem: Problem, x, y):
         cls = getattr(_keras().losses, loss.class_name)
-        instance = cls(from_logits=from_logits, dtype=problem.dtype, **pick(problem, names),
-                       **_reduction_argument(problem))
+        instance = cls(**_constructor_arguments(from_logits, None if as_called else problem.dtype),
+                       **pick(problem, names), **_reduction_argument(problem))
         sample_weight = _sample_weight(problem)
         kwargs = {} if sample_weight is None else {"sample_weight": constant(sample_weight)}
         return instance(y, x, **kwargs)
@@ -344,8 +364,8 @@ def _class_binding(loss: KerasLoss, from_logits: bool) -> Binding:
 
     return _keras_binding(f"keras.losses.{loss.class_name}", loss, from_logits, _caller(forward), reference, reduce,
                           {**{n: None for n in names}, "reduction": KERAS_REDUCTIONS, "sample_weight": None},
-                          defaults={"reduction": "none"}, gradient=_taped(forward),
-                          reference_gradient=reference_gradient)
+                          defaults={} if as_called else {"reduction": "none"}, gradient=_taped(forward),
+                          reference_gradient=reference_gradient, as_called=as_called)
 
 
 def _function_binding(loss: KerasLoss, from_logits: bool) -> Binding:
@@ -369,7 +389,7 @@ def _function_binding(loss: KerasLoss, from_logits: bool) -> Binding:
                           reference_gradient=reference_gradient)
 
 
-def _metric_binding(loss: KerasLoss, from_logits: bool) -> Binding:
+def _metric_binding(loss: KerasLoss, from_logits: bool, as_called: bool = False) -> Binding:
     names = loss.metric_options
 
     def batches(problem: Problem):
@@ -381,7 +401,8 @@ def _metric_binding(loss: KerasLoss, from_logits: bool) -> Binding:
 
     def call(problem: Problem):
         cls = getattr(_keras().metrics, loss.class_name)
-        metric = cls(from_logits=from_logits, dtype=problem.dtype, **pick(problem, names))
+        metric = cls(**_constructor_arguments(from_logits, None if as_called else problem.dtype),
+                     **pick(problem, names))
         for labels, predictions, weights in batches(problem):
             kwargs = {} if weights is None else {"sample_weight": constant(weights)}
             metric.update_state(constant(labels), constant(predictions), **kwargs)
@@ -404,8 +425,10 @@ def _metric_binding(loss: KerasLoss, from_logits: bool) -> Binding:
 
     return _keras_binding(f"keras.metrics.{loss.class_name}", loss, from_logits, call, reference, reduce,
                           {**{n: None for n in names}, "sample_weight": None, "metric_batches": None},
-                          notes={"reduction": f"tf.keras.metrics.{loss.class_name} always averages over samples",
-                                 "gradient": "metric objects keep state and are not differentiated"})
+                          notes={"reduction": f"tf.keras.metrics.{loss.class_name} has no reduction: a metric "
+                                              f"documents the mean over the samples it has seen ({KERAS_METRICS_DOCS})",
+                                 "gradient": "metric objects keep state and are not differentiated"},
+                          as_called=as_called)
 
 
 def _masked_weights(weights, mask):
@@ -416,17 +439,33 @@ def _masked_weights(weights, mask):
 
 
 def _keras_binding(name, loss: KerasLoss, from_logits, call, reference, reduce, options, defaults=None, notes=None,
-                   gradient=None, reference_gradient=None):
+                   gradient=None, reference_gradient=None, as_called=False):
+    """A Keras form's binding. The ``as_called`` form of an object is built with
+    no ``dtype``: Keras documents that it then computes in floatx() (float32),
+    converting the inputs to it, and a metric's result is floatx() too while
+    its values are computed in the inputs' dtype."""
     suffix = "(from_logits=True)" if from_logits else ""
+    api = f"tf.{name}{suffix}"
+    identifier = f"tensorflow:{name}{suffix}"
+    dtypes = {}
+    if as_called:
+        identifier = f"tensorflow:{name}({'from_logits=True,' if from_logits else ''}{AS_CALLED})"
+        api = f"tf.{name}({'from_logits=True' if from_logits else ''})(y_true, y_pred)"
+        metric = name.startswith("keras.metrics.")
+        dtypes = {"result_dtype": KERAS_FLOATX} if metric else {"compute_dtype": KERAS_FLOATX}
     return Binding(
-        id=f"tensorflow:{name}{suffix}", api=f"tf.{name}{suffix}", framework="tensorflow",
+        id=identifier, api=api, framework="tensorflow",
         family=loss.families[from_logits], call=call, reference=reference, reduce=reduce, dtypes=DTYPES,
         options={**options, **({"axis": {-1}} if loss.kind == "sparse" and "axis" in options else {})},
-        defaults=defaults or {}, requires=("tensorflow",), markers=("keras",), doc=KERAS_DOCS,
+        defaults=defaults or {}, requires=("tensorflow",), markers=("keras",) + ((AS_CALLED,) if as_called else ()),
+        doc=KERAS_METRICS_DOCS if name.startswith("keras.metrics.") else KERAS_DOCS, **dtypes,
         scale=loss.scale, opt_in=loss.opt_in, gradient=gradient, reference_gradient=reference_gradient,
         computes_in_output_dtype=True,
-        notes={"axis": f"tf.{name} supports only axis=-1 (sparse labels)" if loss.kind == "sparse"
-               else f"tf.{name} has no axis option", **(notes or {})},
+        notes={"axis": f"tf.{name} documents axis, but any axis but -1 raises ValueError('Only axis=-1 is "
+                       "currently supported'): pinned by the behaviour case sparse_class_axis_first "
+                       "(cases/behaviour.yaml)" if loss.kind == "sparse"
+               else f"tf.{name} has no axis option (documented signature: "
+                    f"{KERAS_METRICS_DOCS if name.startswith('keras.metrics.') else KERAS_DOCS})", **(notes or {})},
     )
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from conformance.bindings import Binding, Problem
+from conformance.bindings import AS_CALLED, Binding, Problem
 from conformance.frameworks import class_axis_to, pick
 from reference import core
 from reference import gradients as ref_grad
@@ -265,10 +265,11 @@ def reduce_elementwise(values, problem: Problem):
     return ref.reduce(weighted, problem.options.get("reduction", "mean"), extended=True)
 
 
-def _binding(name, api, family, forward, reference, reduce, options, reference_gradient):
+def _binding(name, api, family, forward, reference, reduce, options, reference_gradient, as_called=False):
     return Binding(
         id=f"torch:{name}",
         api=api,
+        markers=(AS_CALLED,) if as_called else (),
         framework="torch",
         family=family,
         call=_caller(forward),
@@ -277,13 +278,13 @@ def _binding(name, api, family, forward, reference, reduce, options, reference_g
         dtypes=DTYPES,
         options={**{option: None for option in options if option != "reduction"},
                  **({"reduction": REDUCTIONS} if "reduction" in options else {})},
-        defaults=UNREDUCED,
+        defaults={} if as_called else UNREDUCED,
         requires=("torch",),
         doc=DOCS,
         notes={
             "axis": f"{api} takes the class dimension at 1; the case's axis moves there",
-            "ignore_index": f"{api} has no ignore_index",
-            "label_smoothing": f"{api} has no label_smoothing",
+            "ignore_index": f"{api} has no ignore_index (documented signature: {DOCS})",
+            "label_smoothing": f"{api} has no label_smoothing (documented signature: {DOCS})",
         },
         gradient=_autograd(forward),
         reference_gradient=reference_gradient,
@@ -323,3 +324,29 @@ BINDINGS = [
     _binding("nn.BCEWithLogitsLoss", "torch.nn.BCEWithLogitsLoss", "sigmoid", _bce_logits_module,
              reference_bce_logits, reduce_elementwise, BCE_LOGITS_OPTIONS, _bce_logits_gradient),
 ]
+
+
+def _as_called(pinned: Binding, call: str) -> Binding:
+    """A module as users call it: only the options a case sets, so the module's
+    own default reduction ('mean') applies; ``call`` shows the user's line."""
+    label = pinned.id.split(":", 1)[1]
+    label = label[:-1] + f",{AS_CALLED})" if label.endswith(")") else f"{label}({AS_CALLED})"
+    return _binding(label, call, pinned.family, _MODULE_FORWARDS[pinned.id], pinned.reference, pinned.reduce,
+                    [name for name in pinned.options], pinned.reference_gradient, as_called=True)
+
+
+_MODULE_FORWARDS = {
+    "torch:nn.CrossEntropyLoss": _cross_entropy_module,
+    "torch:nn.CrossEntropyLoss(probability_targets)": _cross_entropy_module,
+    "torch:nn.NLLLoss(log_softmax)": _nll_module,
+    "torch:nn.BCELoss": _bce_module,
+    "torch:nn.BCEWithLogitsLoss": _bce_logits_module,
+}
+_CALLS = {
+    "torch:nn.CrossEntropyLoss": "torch.nn.CrossEntropyLoss()(input, target)",
+    "torch:nn.CrossEntropyLoss(probability_targets)": "torch.nn.CrossEntropyLoss()(input, probabilities)",
+    "torch:nn.NLLLoss(log_softmax)": "torch.nn.NLLLoss()(log_softmax(input), target)",
+    "torch:nn.BCELoss": "torch.nn.BCELoss()(input, target)",
+    "torch:nn.BCEWithLogitsLoss": "torch.nn.BCEWithLogitsLoss()(input, target)",
+}
+BINDINGS += [_as_called(binding, _CALLS[binding.id]) for binding in list(BINDINGS) if binding.id in _CALLS]

@@ -264,10 +264,18 @@ def keras_gradient(loss: KerasLoss, from_logits: bool, problem: Problem, coeffic
             moved = Problem(problem.family, {**problem.inputs, name: prediction}, options, problem.dtype)
             return c * loss.reference_function(moved, from_logits, loss.function_options)
         grad = ref_grad.numeric(total, problem.prediction)
+        if from_logits:
+            # an infinite logit saturates its softmax or sigmoid: the loss does not move with it (a masked
+            # class, p = 0, stays masked), so its derivative is 0 where a difference quotient gives NaN
+            grad = np.where(np.isinf(core.to_work(problem.prediction)), core.WORK(0), grad)
         # the autodiff chain's terms are of the size of the loss over p and 1 - p
         size = np.abs(total(problem.prediction))
         size = np.expand_dims(size, -1) if size.ndim < np.ndim(problem.prediction) else size
-        return {name: (grad, (np.abs(grad) + size) / _probability_spread(loss, from_logits, problem))}
+        spread = _probability_spread(loss, from_logits, problem)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            # a saturated probability (spread 0) has an exact derivative of 0 and no chain to round
+            scale = np.where(spread > 0, (np.abs(grad) + size) / spread, np.abs(grad) + size)
+        return {name: (grad, scale)}
     prediction = np.asarray(problem.prediction)
     if loss.kind == "binary":
         axis = options.get("axis", -1)

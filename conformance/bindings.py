@@ -14,9 +14,11 @@ module), and ``--bindings MODULE`` on the command line.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import importlib.metadata
 import importlib.util
+import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
@@ -110,6 +112,12 @@ class Binding:
     # objects built without dtype= compute in and return floatx() (float32).
     compute_dtype: str | None = None
     result_dtype: str | None = None
+    # the top-level modules whose distributions' versions decide this binding's
+    # numbers (the reports print them); empty: those of ``requires``
+    versions_of: tuple[str, ...] = ()
+
+    def version_modules(self) -> tuple[str, ...]:
+        return self.versions_of or tuple(module.split(".")[0] for module in self.requires)
 
     def result_dtype_for(self, dtype: str) -> str:
         """The dtype the binding documents for its result on ``dtype`` inputs."""
@@ -172,3 +180,23 @@ def load_bindings(extra_modules=()) -> dict[str, Binding]:
                 raise BindingError(f"binding id {binding.id!r} is declared twice (again in {module_name})")
             found[binding.id] = binding
     return found
+
+
+@functools.lru_cache(maxsize=1)
+def _module_distributions() -> dict[str, list[str]]:
+    return importlib.metadata.packages_distributions()
+
+
+def distributions(module: str) -> list[str]:
+    """The installed distributions that provide a top-level module
+    ('tensorflow' -> ['tensorflow-cpu'] here); [] when none is installed."""
+    names = _module_distributions().get(module, [])
+    return sorted(dict.fromkeys(re.sub(r"[-_.]+", "-", name).lower() for name in names))
+
+
+def selection_words(bindings) -> tuple[str, ...]:
+    """Every framework label and marker of the loaded bindings: the words
+    ``-k`` and ``-m`` select them by (registered as markers; refused in case ids)."""
+    words = {binding.framework for binding in bindings.values()}
+    words.update(marker for binding in bindings.values() for marker in binding.markers)
+    return tuple(sorted(words))

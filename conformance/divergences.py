@@ -16,6 +16,7 @@ from pathlib import Path
 import jsonschema
 
 from conformance.cases import CASES_DIR, DIVERGENCES_FILE, CaseError, _read_yaml
+from conformance.regions import REGIONS
 
 SCHEMA = {
     "type": "object",
@@ -36,8 +37,7 @@ SCHEMA = {
                     "strict": {"type": "boolean", "default": True},
                     "kind": {"enum": ["semantics", "precision", "special-values", "dtype", "behaviour"]},
                     "checks": {"enum": ["value", "gradient", "both"], "default": "value"},
-                    "region": {"enum": ["sigmoid_cancellation", "clipped_rows", "offset_rows", "soft_label_cancellation",
-                                        "one_minus_p_rounds", "half_precision"]},
+                    "region": {"enum": sorted(REGIONS)},  # one vocabulary: conformance.regions
                     "region_bindings": {"type": "array", "items": {"type": "string"}},
                 },
             },

@@ -20,23 +20,14 @@ from typing import Any
 
 OUTCOMES = ("passed", "failed", "xfailed", "xpassed", "skipped", "error", "crashed")
 DTYPE_ORDER = ("float16", "bfloat16", "float32", "float64")
-# the packages whose versions decide a framework's numbers (keras only for Keras bindings)
-FRAMEWORK_PACKAGES = {
-    "torch": ("torch",),
-    "tensorflow": ("tensorflow-cpu", "tensorflow"),
-    "jax": ("jax", "jaxlib", "optax"),
-    "numpy": ("numpy",),
-}
-
-
-def framework_version(binding: str, framework: str, packages: dict[str, str]) -> str:
-    """'torch 2.13.0', 'tensorflow-cpu 2.21.0, keras 3.15.1', ... from the environment."""
-    names = [name for name in FRAMEWORK_PACKAGES.get(framework, (framework,)) if name in packages]
-    if framework == "tensorflow":
-        names = names[:1]
-        if ":keras." in binding and "keras" in packages:
-            names.append("keras")
-    return ", ".join(f"{name} {packages[name]}" for name in names) or "unknown"
+def framework_version(record: dict[str, Any], environment: dict[str, Any]) -> str:
+    """'torch 2.13.0', 'tensorflow-cpu 2.21.0, keras 3.15.1', ...: the versions of
+    the distributions behind the modules the check's binding names."""
+    packages = environment.get("packages", {})
+    providers = environment.get("distributions", {})
+    names = [name for module in str(record.get("versions_of", "")).split(",") if module
+             for name in providers.get(module, [module])]
+    return ", ".join(f"{name} {packages[name]}" for name in dict.fromkeys(names) if name in packages) or "unknown"
 
 
 def _number(value) -> float | None:
@@ -120,11 +111,10 @@ def _dtype_rank(dtype: str) -> int:
 def document(checks, environment: dict[str, Any], interrupted: bool, baseline_diff=None) -> dict[str, Any]:
     peers = peer_comparison(checks)
     checks = sorted(({**record, **peers.get(record["check"], {})} for record in checks), key=lambda r: r["check"])
-    packages = environment.get("packages", {})
     rows = []
     for record in checks:
         row = {k: plain(v) for k, v in record.items()}
-        row["framework_version"] = framework_version(record["binding"], record["framework"], packages)
+        row["framework_version"] = framework_version(record, environment)
         rows.append(row)
     result = {
         "environment": environment,
@@ -211,6 +201,8 @@ def markdown(doc: dict[str, Any]) -> str:
         f"**Checks:** {totals or 'none'}" + (" — **run interrupted: partial**" if doc["interrupted"] else ""),
         "",
     ]
+    if env.get("sources"):
+        lines += ["**Merged from:** " + "; ".join(_source_text(source) for source in env["sources"]), ""]
     if "baseline" in doc:
         lines += baseline_markdown(doc["baseline"]) + [""]
     lines += crashed_markdown(doc["checks"])
@@ -303,6 +295,11 @@ table.checks td.o-xfailed { color: #8a5200; } .reason { max-width: 60em; white-s
 """
 
 
+def _source_text(source: dict[str, Any]) -> str:
+    counts = ", ".join(f"{v} {k}" for k, v in (source.get("totals") or {}).items() if v)
+    return f"{source['source']} ({counts or 'no checks'})"
+
+
 def html_page(doc: dict[str, Any]) -> str:
     env = doc["environment"]
     dtypes, rows = _grid(doc)
@@ -313,6 +310,8 @@ def html_page(doc: dict[str, Any]) -> str:
     env_rows = [("Python", env.get("python", "")), ("Platform", env.get("platform", "")),
                 ("CPU", f"{env.get('cpu', '')} ({env.get('cores', '?')} cores)"),
                 ("Packages", _versions(env)), ("Checks", totals)]
+    if env.get("sources"):
+        env_rows.append(("Merged from", "; ".join(_source_text(source) for source in env["sources"])))
     parts = [
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
         "<title>Cross-entropy parity</title>",
@@ -393,3 +392,78 @@ def baseline_html(diff: dict[str, Any]) -> str:
         more = f"<li>… and {len(entries) - 200} more</li>" if len(entries) > 200 else ""
         parts.append(f"<details><summary>{len(entries)} {escape(label)}</summary><ul>{items}{more}</ul></details>")
     return "".join(parts)
+
+
+# --- several runs (the CI jobs' reports) as one -------------------------------------------------------------
+
+# when two runs hold the same check: one that ran beats a skip, and of two that ran the worse outcome is kept
+SEVERITY = {"skipped": 0, "passed": 1, "xfailed": 2, "xpassed": 3, "error": 4, "failed": 4, "crashed": 5}
+
+
+def merge(documents: list[dict[str, Any]], labels: list[str] | None = None) -> dict[str, Any]:
+    """One parity document from several runs' ``parity.json``: every check once,
+    the environments' package versions together, each run listed as a source."""
+    labels = labels or [f"run {index + 1}" for index in range(len(documents))]
+    chosen: dict[str, dict[str, Any]] = {}
+    packages: dict[str, str] = {}
+    providers: dict[str, list[str]] = {}
+    sources = []
+    for label, doc in zip(labels, documents):
+        env = doc.get("environment", {})
+        packages.update(env.get("packages", {}))
+        providers.update(env.get("distributions", {}))
+        sources.append({"source": label, "python": env.get("python"), "platform": env.get("platform"),
+                        "totals": doc.get("totals", {}), "interrupted": doc.get("interrupted", False)})
+        for row in doc.get("checks", []):
+            held = chosen.get(row["check"])
+            if held is None or SEVERITY.get(row["outcome"], 0) > SEVERITY.get(held["outcome"], 0):
+                chosen[row["check"]] = {**row, "source": label}
+    first = documents[0].get("environment", {}) if documents else {}
+    environment = {**first, "packages": packages, "distributions": providers, "sources": sources}
+    interrupted = any(doc.get("interrupted", False) for doc in documents)
+    return document(list(chosen.values()), environment, interrupted)
+
+
+def main(argv: list[str]) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m conformance.parity",
+                                     description="Merge several runs' parity.json into one report.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    merging = commands.add_parser("merge", help="one matrix from several parity.json (e.g. one per CI job)")
+    merging.add_argument("inputs", nargs="+", type=Path, help="parity.json files")
+    merging.add_argument("--out", type=Path, default=Path("reports/merged"),
+                         help="directory for the merged parity.json, .md and .html (default: reports/merged)")
+    merging.add_argument("--parity-baseline", type=Path, default=None,
+                         help="judge the merged run against a stored parity.json, as pytest's option does")
+    args = parser.parse_args(argv)
+    documents = []
+    for path in args.inputs:
+        try:
+            documents.append(json.loads(path.read_text()))
+        except (OSError, ValueError) as error:
+            parser.error(f"{path}: not a readable parity.json ({error})")
+    merged = merge(documents, [str(path) for path in args.inputs])
+    regressions = 0
+    if args.parity_baseline is not None:
+        from conformance import baseline
+
+        try:
+            stored = baseline.load(args.parity_baseline)
+        except baseline.BaselineError as error:
+            parser.error(str(error))
+        ids = [row["check"] for row in merged["checks"]]
+        merged["baseline"] = baseline.compare(merged["checks"], stored, ids, str(args.parity_baseline))
+        regressions = merged["baseline"]["regressions"]
+        for line in baseline.terminal_lines(merged["baseline"]):
+            print(line)
+    write(args.out, merged)
+    totals = ", ".join(f"{count} {name}" for name, count in merged["totals"].items() if count)
+    print(f"merged {len(documents)} runs into {args.out}/parity.{{json,md,html}}: {totals}")
+    return 1 if regressions else 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(main(sys.argv[1:]))

@@ -19,8 +19,8 @@ import pytest
 
 from conformance import reports
 from conformance.cases import CASES_DIR, CaseError, schema
-from conformance.bindings import AS_CALLED, BindingError
-from conformance.suite import FRAMEWORK_MARKERS, build
+from conformance.bindings import AS_CALLED, BindingError, load_bindings, selection_words
+from conformance.suite import build
 
 DTYPE_MARKERS = ("float16", "bfloat16", "float32", "float64")
 # the case tags of the schema (one vocabulary), then the markers of the test modules
@@ -41,9 +41,14 @@ def pytest_addoption(parser):
 
 
 def pytest_configure(config):
-    for name in FRAMEWORK_MARKERS:
-        config.addinivalue_line("markers", f"{name}: checks of the {name} framework")
-    config.addinivalue_line("markers", f"{AS_CALLED}: APIs as users call them (default arguments and dtypes)")
+    try:
+        words = selection_words(load_bindings(tuple(config.getoption("bindings"))))
+    except BindingError:
+        words = ()  # collection reports the broken bindings module
+    for name in words:
+        about = ("APIs as users call them (default arguments and dtypes)" if name == AS_CALLED
+                 else f"checks of the bindings labelled {name}")
+        config.addinivalue_line("markers", f"{name}: {about}")
     for name in DTYPE_MARKERS:
         config.addinivalue_line("markers", f"{name}: checks in {name}")
     for name in TAG_MARKERS:

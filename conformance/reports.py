@@ -24,13 +24,21 @@ import pytest
 from conformance import parity
 from conformance.parity import OUTCOMES, plain as _plain
 
-FRAMEWORK_PACKAGES = ("numpy", "torch", "tensorflow-cpu", "tensorflow", "keras", "jax", "optax", "onnx",
-                      "ml-dtypes", "mpmath", "pytest", "hypothesis")
+# the harness's own packages; the frameworks' come from the bindings that ran (``versions_of``)
+HARNESS_PACKAGES = ("numpy", "ml-dtypes", "mpmath", "onnx", "pytest", "hypothesis")
 
 
-def environment() -> dict[str, Any]:
+def environment(records=()) -> dict[str, Any]:
+    """Python, platform, CPU, and the versions of the harness's packages and of
+    every distribution behind the modules the records' bindings name."""
+    from conformance.bindings import distributions
+
+    modules = sorted({module for record in records for module in str(record.get("versions_of", "")).split(",")
+                      if module})
+    providers = {module: distributions(module) for module in modules}
+    names = list(HARNESS_PACKAGES) + [name for module in modules for name in providers[module]]
     versions = {}
-    for package in FRAMEWORK_PACKAGES:
+    for package in dict.fromkeys(names):
         try:
             versions[package] = importlib.metadata.version(package)
         except importlib.metadata.PackageNotFoundError:
@@ -42,6 +50,7 @@ def environment() -> dict[str, Any]:
         "cpu": _cpu_name(),
         "cores": os.cpu_count(),
         "packages": versions,
+        "distributions": providers,
     }
 
 
@@ -93,7 +102,8 @@ def _reason(report) -> str:
 def _identity(check) -> list[tuple[str, Any]]:
     return [("check", check.id), ("kind", check.kind), ("framework", check.binding.framework),
             ("binding", check.binding.id), ("api", check.binding.api), ("family", check.case.family),
-            ("case", check.case.id), ("dtype", check.dtype)]
+            ("case", check.case.id), ("dtype", check.dtype),
+            ("versions_of", ",".join(check.binding.version_modules()))]
 
 
 def _exit_status(worker) -> str:
@@ -217,7 +227,7 @@ class Recorder:
 
 def write_parity(directory: Path, records, interrupted: bool = False, baseline_diff=None) -> None:
     checks = [r for r in records if "check" in r]
-    parity.write(directory, parity.document(checks, environment(), interrupted, baseline_diff))
+    parity.write(directory, parity.document(checks, environment(checks), interrupted, baseline_diff))
 
 
 # --- accuracy ----------------------------------------------------------------------------------------------
@@ -287,7 +297,7 @@ def _ulp_text(value: float) -> str:
 def write_accuracy(directory: Path, records, interrupted: bool = False) -> None:
     rows = accuracy_rows(records)
     directory.mkdir(parents=True, exist_ok=True)
-    document = {"environment": environment(), "interrupted": interrupted,
+    document = {"environment": environment(records), "interrupted": interrupted,
                 "rows": [{k: _plain(v) for k, v in row.items()} for row in rows]}
     (directory / "accuracy.json").write_text(json.dumps(document, indent=1, default=str) + "\n")
     (directory / "accuracy.md").write_text(accuracy_markdown(rows, interrupted))
@@ -367,6 +377,8 @@ def behaviour_tables(records) -> dict[str, dict[str, Any]]:
                 cell += " (changed!)"
             elif record["outcome"] == "xfailed":
                 cell += " (known divergence)"
+            elif record.get("unrecorded"):
+                cell = f"unrecorded: {cell}"
         row[record["binding"]] = cell
     for table in tables.values():
         table["columns"] = sorted(table["columns"])
@@ -408,9 +420,29 @@ def behaviour_markdown(tables, interrupted: bool = False) -> str:
     return "\n".join(lines)
 
 
+def unrecorded_markdown(records) -> str:
+    """The behaviour entries that new APIs lack, as YAML to paste under each case's ``expect``."""
+    by_case: dict[str, set] = defaultdict(set)
+    for record in records:
+        if record.get("kind") == "behaviour" and record.get("unrecorded"):
+            by_case[record["case"].split("@")[0]].add(record["unrecorded"])
+    if not by_case:
+        return ""
+    lines = ["## Unrecorded", "",
+             "APIs a behaviour case applies to but names no behaviour for: what each did, to paste under the",
+             "case's `expect:` in cases/behaviour.yaml (add `documented:` and a `note`). They pass until then.", ""]
+    for case in sorted(by_case):
+        lines += [f"### {case}", "", "```yaml", "    expect:"]
+        lines += [f"      {entry}" for entry in sorted(by_case[case])]
+        lines += ["```", ""]
+    return "\n".join(lines)
+
+
 def write_behaviour(directory: Path, records, interrupted: bool = False) -> None:
     directory.mkdir(parents=True, exist_ok=True)
-    (directory / "behaviour.md").write_text(behaviour_markdown(behaviour_tables(records), interrupted))
+    text = behaviour_markdown(behaviour_tables(records), interrupted)
+    extra = unrecorded_markdown(records)
+    (directory / "behaviour.md").write_text(text + ("\n" + extra if extra else ""))
 
 
 def behaviour_html(tables) -> str:

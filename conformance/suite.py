@@ -17,11 +17,10 @@ from functools import lru_cache
 from pathlib import Path
 
 from conformance import divergences as divergence_data
-from conformance.bindings import AS_CALLED, Binding, load_bindings
+from conformance.bindings import AS_CALLED, Binding, load_bindings, selection_words
 from conformance.cases import CASES_DIR, Case, CaseError, load_all
 from conformance.published import check_published
 
-FRAMEWORK_MARKERS = ("torch", "tensorflow", "keras", "jax", "numpy")
 
 
 @dataclass(frozen=True, eq=False)
@@ -136,7 +135,11 @@ def validate_references(cases, bindings: dict) -> None:
     """Cross-references from cases to bindings, and the published numbers
     (once per case as written, on its first grid point)."""
     published_checked = set()
+    words = selection_words(bindings)
     for case in cases:
+        for word in words:
+            if word in case.base_id.lower():
+                raise CaseError(case.file, case.base_id, "id", f"must not contain {word!r}: -k {word} would select it")
         for pattern in case.bindings or ():
             if not any(fnmatch.fnmatchcase(b.id, pattern) or fnmatch.fnmatchcase(b.framework, pattern)
                        for b in bindings.values()):

@@ -191,11 +191,12 @@ def subnormal_growth(q, dtype: str) -> np.ndarray:
 
 
 def _one_hot(labels, x, axis) -> np.ndarray:
-    """|y| for sparse labels, as a one-hot array along the last axis of ``x``."""
-    from reference.conventions.keras import squeeze_sparse_labels
-
-    indices = squeeze_sparse_labels(labels, np.moveaxis(x, -1, axis), axis).astype(np.int64)
-    return (indices[..., None] == np.arange(x.shape[-1])).astype(core.WORK)
+    """|y| for sparse labels, as a one-hot array along the last axis of ``x``
+    (labels that keep a size-1 class axis, (N, 1) beside (N, C), are indices too)."""
+    indices = np.asarray(labels)
+    if indices.ndim == x.ndim and indices.shape[axis] == 1:
+        indices = np.squeeze(indices, axis=axis)
+    return (indices.astype(np.int64)[..., None] == np.arange(x.shape[-1])).astype(core.WORK)
 
 
 @dataclass
@@ -319,57 +320,3 @@ def output_scale(binding, problem: Problem, exact_output: np.ndarray) -> np.ndar
             magnitude = np.where(np.isfinite(exact_output), np.abs(core.to_work(exact_output)), core.WORK(0))
         reduced_scale = reduced_scale + growth * magnitude
     return reduced_scale
-
-
-def _power(base, exponent):
-    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        value = np.power(base, core.WORK(exponent))
-    return np.where(np.isfinite(value), value, core.WORK(0))
-
-
-def binary_focal_scale(problem: Problem) -> np.ndarray:
-    """Keras' binary focal loss ``w (1 - p_t)**g bce``, elementwise: the rounding
-    of ``1 - p`` (size 1) moves ``bce`` by eps and ``1 - p_t`` by eps, so the
-    scale is ``w ((1 - p_t)**g |1 - z| + g (1 - p_t)**(g - 1) bce)``."""
-    from reference.conventions import keras as ref_keras
-
-    options = problem.options
-    gamma = float(options.get("gamma", 2.0))
-    z = core.to_work(problem.labels)
-    if options.get("label_smoothing"):
-        z = z * (1 - core.WORK(options["label_smoothing"])) + core.WORK(0.5) * core.WORK(options["label_smoothing"])
-    if problem.family == "sigmoid":
-        with np.errstate(over="ignore"):
-            p = 1 / (1 + np.exp(-core.to_work(problem.prediction)))
-    else:
-        p = core.to_work(problem.prediction)
-    one_minus_p_t = np.abs(z * (1 - p) + (1 - z) * p)
-    bce = np.abs(ref_keras.binary_crossentropy_elementwise(problem.labels, problem.prediction,
-                                                            problem.family == "sigmoid",
-                                                            options.get("label_smoothing", 0.0)))
-    scale = _power(one_minus_p_t, gamma) * np.abs(1 - z) + gamma * _power(one_minus_p_t, gamma - 1) * bce
-    if options.get("apply_class_balancing"):
-        alpha = core.WORK(options.get("alpha", 0.25))
-        scale = np.abs(z * alpha + (1 - z) * (1 - alpha)) * scale
-    return scale
-
-
-def categorical_focal_scale(problem: Problem) -> np.ndarray:
-    """Keras' categorical focal loss ``sum_c a_c (1 - q_c)**g (-y_c log q_c)``: the
-    renormalised ``q`` carries a relative eps, so each class adds
-    ``|a_c y_c| ((1 - q_c)**g + g (1 - q_c)**(g - 1) q_c |log q_c|)``."""
-    options = problem.options
-    gamma = float(options.get("gamma", 2.0))
-    axis = problem.axis
-    y = np.abs(np.moveaxis(core.to_work(problem.labels), axis, -1))
-    if problem.family == "softmax":
-        q = np.exp(-np.moveaxis(core.neg_log_softmax(problem.prediction, axis=axis, extended=True), axis, -1))
-    else:
-        p = np.moveaxis(core.to_work(problem.prediction), axis, -1)
-        q = p / np.sum(p, axis=-1, keepdims=True)
-    alpha = np.abs(core.to_work(options.get("alpha", 0.25)))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        log_q = np.where(q > 0, np.abs(np.log(q)), core.WORK(0))
-    per_class = alpha * y * (_power(1 - q, gamma) * subnormal_growth(q, problem.dtype)
-                             + gamma * _power(1 - q, gamma - 1) * q * log_q)
-    return np.sum(per_class, axis=-1)

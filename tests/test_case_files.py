@@ -70,8 +70,11 @@ def test_schema_violations_name_file_case_and_field(tmp_path, mutation, case_nam
 
 
 def test_a_framework_word_in_an_id_is_refused(tmp_path):
-    error = _error(tmp_path, GOOD_CASE.replace("tiny_rows", "torch_rows"))
+    # the framework words are those of the loaded bindings; the dtypes are refused by the loader alone
+    error = _error(tmp_path, GOOD_CASE.replace("tiny_rows", "torch_rows"), with_bindings=True)
     assert error.field == "id" and "-k torch" in str(error)
+    error = _error(tmp_path, GOOD_CASE.replace("tiny_rows", "float32_rows"))
+    assert error.field == "id" and "-k float32" in str(error)
 
 
 def test_the_family_decides_the_inputs(tmp_path):
@@ -157,3 +160,18 @@ class TestArraySpecs:
             arrays.build({"normal": {"shape": [2]}})
         with pytest.raises(arrays.ArraySpecError, match="rectangular"):
             arrays.build([[1, 2], [3]])
+
+
+def test_the_schema_speaks_the_one_vocabulary():
+    """cases/schema.json is written by hand for readers; it must name exactly the
+    families, dtypes, options and reductions the harness defines."""
+    from conformance import options
+    from conformance.bindings import FAMILIES
+    from conformance.cases import schema
+    from conformance.dtypes import DTYPES
+
+    defs = schema()["$defs"]
+    assert sorted(defs["family"]["enum"]) == sorted(FAMILIES)
+    assert sorted(defs["dtypes"]["items"]["enum"]) == sorted(DTYPES)
+    assert sorted(defs["option_name"]["enum"]) == sorted(options.VOCABULARY)
+    assert sorted(defs["options"]["properties"]["reduction"]["enum"]) == sorted(options.REDUCTIONS)

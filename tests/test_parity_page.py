@@ -19,14 +19,16 @@ from conformance import parity
 pytestmark = pytest.mark.selftest
 
 ENVIRONMENT = {"python": "3.11.7", "platform": "Linux-x86_64", "machine": "x86_64", "cpu": "Test CPU", "cores": 2,
-               "packages": {"numpy": "2.4.6", "torch": "2.13.0+cpu", "tensorflow-cpu": "2.21.0", "keras": "3.15.1"}}
+               "packages": {"numpy": "2.4.6", "torch": "2.13.0+cpu", "tensorflow-cpu": "2.21.0", "keras": "3.15.1"},
+               "distributions": {"torch": ["torch"], "tensorflow": ["tensorflow-cpu"], "keras": ["keras"]}}
 
 
 def _record(binding, dtype, case, outcome, max_ulp=None, kind="value", reason=""):
     framework = binding.split(":", 1)[0]
+    modules = "tensorflow,keras" if ":keras." in binding else framework
     return {"check": f"softmax-{case}-{binding}-{dtype}", "kind": kind, "framework": framework, "binding": binding,
             "api": binding.split(":", 1)[1], "family": "softmax", "case": case, "dtype": dtype,
-            "outcome": outcome, "max_ulp": max_ulp, "reason": reason}
+            "outcome": outcome, "max_ulp": max_ulp, "reason": reason, "versions_of": modules}
 
 
 RECORDS = [

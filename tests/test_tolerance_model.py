@@ -238,3 +238,21 @@ class TestWeakAlgorithms:
         assert compare(stable, exact, scale, dtype, k).ok
         verdict = compare(weak, exact, scale, dtype, k)
         assert not verdict.ok and verdict.n_failed >= 2, verdict
+
+
+def test_the_tolerance_model_knows_no_framework():
+    """conformance/tolerance.py states the bound for any algorithm; what a
+    convention's algorithm rounds (its scale) lives with the convention in
+    reference/conventions/, and the adapters name it."""
+    import ast
+    from pathlib import Path
+
+    import conformance.tolerance as tolerance
+
+    tree = ast.parse(Path(tolerance.__file__).read_text())
+    imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    imported |= {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+    leaks = [name for name in imported if name and (name.startswith(("reference.conventions", "conformance.frameworks"))
+                                                    or name.split(".")[0] in ("torch", "tensorflow", "keras", "jax",
+                                                                              "optax", "tf_keras", "paddle"))]
+    assert not leaks, leaks

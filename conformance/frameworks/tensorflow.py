@@ -19,7 +19,7 @@ import numpy as np
 
 from conformance.bindings import AS_CALLED, Binding, Problem
 from conformance.frameworks import pick, split_batches
-from conformance.tolerance import binary_focal_scale, categorical_focal_scale
+from conformance.tolerance import subnormal_growth
 from reference import core
 from reference import gradients as ref_grad
 from reference.conventions import keras as ref_keras
@@ -216,6 +216,20 @@ class KerasLoss:
 
 def _keras():
     return _tf().keras
+
+
+FOCAL_SCALE_OPTIONS = ("apply_class_balancing", "alpha", "gamma", "label_smoothing", "axis")
+
+
+def binary_focal_scale(problem: Problem):
+    return ref_keras.binary_focal_scale(problem.labels, problem.prediction, problem.family == "sigmoid",
+                                        **pick(problem, FOCAL_SCALE_OPTIONS))
+
+
+def categorical_focal_scale(problem: Problem):
+    return ref_keras.categorical_focal_scale(problem.labels, problem.prediction, problem.family == "softmax",
+                                             **pick(problem, FOCAL_SCALE_OPTIONS[1:]),
+                                             subnormal_growth=lambda q: subnormal_growth(q, problem.dtype))
 
 
 def _sample_weight(problem: Problem):
@@ -465,10 +479,11 @@ def _keras_binding(name, loss: KerasLoss, from_logits, call, reference, reduce, 
         id=identifier, api=api, framework="tensorflow",
         family=loss.families[from_logits], call=call, reference=reference, reduce=reduce, dtypes=DTYPES,
         options={**options, **({"axis": {-1}} if loss.kind == "sparse" and "axis" in options else {})},
-        defaults=defaults or {}, requires=("tensorflow",), markers=("keras",) + ((AS_CALLED,) if as_called else ()),
+        defaults=defaults or {}, requires=("tensorflow",), versions_of=("tensorflow", "keras"),
+        markers=("keras",) + ((AS_CALLED,) if as_called else ()),
         doc=KERAS_METRICS_DOCS if name.startswith("keras.metrics.") else KERAS_DOCS, **dtypes,
         scale=loss.scale, opt_in=loss.opt_in, gradient=gradient, reference_gradient=reference_gradient,
-        computes_in_output_dtype=True,
+        computes_in_output_dtype=not as_called,  # as called it computes in float32 and rounds once
         notes={"axis": f"tf.{name} documents axis, but any axis but -1 raises ValueError('Only axis=-1 is "
                        "currently supported'): pinned by the behaviour case sparse_class_axis_first "
                        "(cases/behaviour.yaml)" if loss.kind == "sparse"

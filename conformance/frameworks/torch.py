@@ -13,8 +13,6 @@ import numpy as np
 
 from conformance.bindings import AS_CALLED, Binding, Problem
 from conformance.frameworks import class_axis_to, pick
-from reference import core
-from reference import gradients as ref_grad
 from reference.conventions import torch as ref
 
 DTYPES = frozenset({"float16", "bfloat16", "float32", "float64"})
@@ -171,98 +169,31 @@ def reference_bce_logits(problem: Problem):
                                                 **pick(problem, BCE_LOGITS_OPTIONS))
 
 
-# --- exact gradients: the coefficients of each convention's linear terms ------
-
-def _mean_factor(problem: Problem, divisor) -> core.WORK:
-    if problem.options.get("reduction", "mean") in ("none", "sum"):
-        return core.WORK(1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return core.WORK(1) / core.to_work(divisor)
-
-
-def _class_view(values, ndim: int, dim: int) -> np.ndarray:
-    shape = [1] * ndim
-    shape[dim] = -1
-    return core.to_work(values).reshape(shape)
-
-
-def cross_entropy_coefficients(problem: Problem) -> np.ndarray:
-    """a[..., c] of ``sum_c a_c (-log softmax(x)_c)``, torch layout."""
-    x, t = np.asarray(_prediction(problem)), np.asarray(_target(problem))
-    dim = _class_dim(problem)
-    n_classes = x.shape[dim]
-    weight = problem.options.get("weight")
-    w = _class_view(np.ones(n_classes) if weight is None else weight, x.ndim, dim)
-    e = core.WORK(problem.options.get("label_smoothing", 0.0))
-    if problem.family == "softmax":
-        a = w * (core.to_work(t) * (1 - e) + e / n_classes)
-        return core.mul0(a, _mean_factor(problem, ref.cross_entropy_divisor(x, t)))
-    ignore_index = problem.options.get("ignore_index", -100)
-    keep = np.expand_dims(t != ignore_index, dim)
-    safe = np.expand_dims(np.where(t == ignore_index, 0, t), dim)
-    one_hot = np.arange(n_classes).reshape(_class_view(np.arange(n_classes), x.ndim, dim).shape) == safe
-    picked = np.take_along_axis(np.broadcast_to(w, x.shape), safe, axis=dim)
-    a = ((1 - e) * picked * one_hot + e / n_classes * w) * keep
-    # an ignored target takes no part, even where nothing is kept (0 / 0)
-    return core.mul0(a, _mean_factor(problem, ref.class_index_divisor(t, weight, ignore_index)))
-
+# --- exact gradients and reductions: the conventions' own (reference.conventions.torch) ----------------------
 
 def _softmax_gradient(problem: Problem):
-    grad, scale = ref_grad.softmax_family(_prediction(problem), cross_entropy_coefficients(problem),
-                                          axis=_class_dim(problem))
+    grad, scale = ref.cross_entropy_gradient(_prediction(problem), _target(problem),
+                                             **pick(problem, CROSS_ENTROPY_OPTIONS))
     return {"logits": (_to_case_layout(problem, grad), _to_case_layout(problem, scale))}
 
 
-def _elementwise_factor(problem: Problem):
-    factor = _mean_factor(problem, np.size(problem.labels))
-    weight = problem.options.get("weight")
-    return factor if weight is None else factor * core.to_work(weight)
-
-
 def _bce_gradient(problem: Problem):
-    p, z = core.to_work(problem.prediction), core.to_work(problem.labels)
-    factor = _elementwise_factor(problem)
-    with np.errstate(divide="ignore"):
-        active_positive = np.log(p) > ref.LOG_CLAMP
-        active_negative = np.log1p(-p) > ref.LOG_CLAMP
-    grad, scale = ref_grad.log_pair(p, factor * z, factor * (1 - z), active_positive, active_negative)
-    return {"probs": (grad, scale)}
+    return {"probs": ref.binary_cross_entropy_gradient(problem.prediction, problem.labels,
+                                                       **pick(problem, BCE_OPTIONS))}
 
 
 def _bce_logits_gradient(problem: Problem):
-    z = core.to_work(problem.labels)
-    factor = _elementwise_factor(problem)
-    pos_weight = core.to_work(problem.options.get("pos_weight", 1.0))
-    grad, scale = ref_grad.softplus_pair(problem.prediction, factor * pos_weight * z, factor * (1 - z))
-    return {"logits": (grad, scale)}
-
-
-# --- reductions of per-element values (for the tolerance model's scale) -----
-
-def _weight_bound(problem: Problem, *names) -> core.WORK:
-    bound = core.WORK(1)
-    for name in names:
-        if name in problem.options:
-            bound = bound * max(core.WORK(1), np.max(np.abs(core.to_work(problem.options[name]))))
-    return bound
+    return {"logits": ref.binary_cross_entropy_with_logits_gradient(problem.prediction, problem.labels,
+                                                                    **pick(problem, BCE_LOGITS_OPTIONS))}
 
 
 def reduce_cross_entropy(values, problem: Problem):
-    reduction = problem.options.get("reduction", "mean")
-    target = np.asarray(_target(problem))
-    weighted = core.to_work(values) * _weight_bound(problem, "weight")
-    if problem.family == "sparse_softmax":
-        ignore_index = problem.options.get("ignore_index", -100)
-        weighted = np.where(np.asarray(target) == ignore_index, core.WORK(0), weighted)
-        divisor = ref.class_index_divisor(target, problem.options.get("weight"), ignore_index)
-    else:
-        divisor = ref.cross_entropy_divisor(_prediction(problem), target)
-    return ref.reduce(weighted, reduction, divisor, extended=True)
+    return ref.reduce_scales(values, _prediction(problem), _target(problem),
+                             **pick(problem, ("weight", "ignore_index", "reduction")))
 
 
 def reduce_elementwise(values, problem: Problem):
-    weighted = core.to_work(values) * _weight_bound(problem, "weight", "pos_weight")
-    return ref.reduce(weighted, problem.options.get("reduction", "mean"), extended=True)
+    return ref.reduce_elementwise_scales(values, **pick(problem, ("weight", "pos_weight", "reduction")))
 
 
 def _binding(name, api, family, forward, reference, reduce, options, reference_gradient, as_called=False):

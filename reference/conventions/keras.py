@@ -329,3 +329,56 @@ def categorical_focal_crossentropy(y_true, y_pred, alpha=0.25, gamma=2.0, from_l
     with np.errstate(divide="ignore", invalid="ignore"):
         per_class = alpha_values * np.power(complement, core.WORK(gamma)) * -core.mul0(y, np.log(clipped))
     return core.finish(np.sum(per_class, axis=axis), extended)
+
+
+# --- the focal losses' rounding scales (for the tolerance model) --------------------------------------------
+# Beyond the loss itself, what the focal losses' standard chains round: the harness multiplies these by its
+# K eps (conformance.tolerance), so they state the algorithm, not a tolerance.
+
+def _power(base, exponent):
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        value = np.power(base, core.WORK(exponent))
+    return np.where(np.isfinite(value), value, core.WORK(0))
+
+
+def binary_focal_scale(y_true, y_pred, from_logits=False, apply_class_balancing=False, alpha=0.25, gamma=2.0,
+                       label_smoothing=0.0, axis=-1):
+    """``w (1 - p_t)**g bce``, elementwise: the rounding of ``1 - p`` (size 1)
+    moves ``bce`` by eps and ``1 - p_t`` by eps, so the scale is
+    ``w ((1 - p_t)**g |1 - z| + g (1 - p_t)**(g - 1) bce)``."""
+    gamma = float(gamma)
+    z = core.to_work(y_true)
+    if label_smoothing:
+        z = z * (1 - core.WORK(label_smoothing)) + core.WORK(0.5) * core.WORK(label_smoothing)
+    if from_logits:
+        with np.errstate(over="ignore"):
+            p = 1 / (1 + np.exp(-core.to_work(y_pred)))
+    else:
+        p = core.to_work(y_pred)
+    one_minus_p_t = np.abs(z * (1 - p) + (1 - z) * p)
+    bce = np.abs(binary_crossentropy_elementwise(y_true, y_pred, from_logits, label_smoothing))
+    scale = _power(one_minus_p_t, gamma) * np.abs(1 - z) + gamma * _power(one_minus_p_t, gamma - 1) * bce
+    if apply_class_balancing:
+        alpha = core.WORK(alpha)
+        scale = np.abs(z * alpha + (1 - z) * (1 - alpha)) * scale
+    return scale
+
+
+def categorical_focal_scale(y_true, y_pred, from_logits=False, alpha=0.25, gamma=2.0, label_smoothing=0.0,
+                            axis=-1, *, subnormal_growth=lambda q: 1):
+    """``sum_c a_c (1 - q_c)**g (-y_c log q_c)``: the renormalised ``q`` carries a
+    relative eps, so each class adds ``|a_c y_c| ((1 - q_c)**g + g (1 - q_c)**(g - 1) q_c |log q_c|)``;
+    ``subnormal_growth(q)`` is the dtype's factor for a ``q`` held as a subnormal."""
+    gamma = float(gamma)
+    y = np.abs(np.moveaxis(core.to_work(y_true), axis, -1))
+    if from_logits:
+        q = np.exp(-np.moveaxis(core.neg_log_softmax(y_pred, axis=axis, extended=True), axis, -1))
+    else:
+        p = np.moveaxis(core.to_work(y_pred), axis, -1)
+        q = p / np.sum(p, axis=-1, keepdims=True)
+    alpha = np.abs(core.to_work(alpha))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        log_q = np.where(q > 0, np.abs(np.log(q)), core.WORK(0))
+    per_class = alpha * y * (_power(1 - q, gamma) * subnormal_growth(q)
+                             + gamma * _power(1 - q, gamma - 1) * q * log_q)
+    return np.sum(per_class, axis=-1)

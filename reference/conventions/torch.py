@@ -186,3 +186,103 @@ def binary_cross_entropy_with_logits(input, target, weight=None, reduction="mean
 
 def _numel_divisor(values):
     return core.WORK(np.size(values)) if np.size(values) else core.WORK(np.nan)
+
+
+# --- exact gradients: the coefficients of each convention's linear terms ------------------------------------
+# d loss.sum() / d input, in torch's layout (class dimension 1), as (gradient, scale) pairs of
+# reference.gradients: the scale is the size of the standard formula's terms, for the tolerance model.
+
+def _mean_factor(reduction: str, divisor) -> core.WORK:
+    if reduction in ("none", "sum"):
+        return core.WORK(1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return core.WORK(1) / core.to_work(divisor)
+
+
+def _class_view(values, ndim: int, dim: int) -> np.ndarray:
+    shape = [1] * ndim
+    shape[dim] = -1
+    return core.to_work(values).reshape(shape)
+
+
+def cross_entropy_coefficients(input, target, weight=None, ignore_index=-100, reduction="mean",
+                               label_smoothing=0.0) -> np.ndarray:
+    """a[..., c] of ``sum_c a_c (-log softmax(x)_c)``, the loss as torch defines it
+    (class-index or probability targets, weights, smoothing, ignored targets, reduction)."""
+    x, t = np.asarray(input), np.asarray(target)
+    dim = class_dim(x.ndim)
+    n_classes = x.shape[dim]
+    w = _class_view(np.ones(n_classes) if weight is None else weight, x.ndim, dim)
+    e = core.WORK(label_smoothing)
+    if t.shape == x.shape:  # probability targets (torch's rule: a target shaped like the input)
+        a = w * (core.to_work(t) * (1 - e) + e / n_classes)
+        return core.mul0(a, _mean_factor(reduction, cross_entropy_divisor(x, t)))
+    keep = np.expand_dims(t != ignore_index, dim)
+    safe = np.expand_dims(np.where(t == ignore_index, 0, t), dim)
+    one_hot = np.arange(n_classes).reshape(_class_view(np.arange(n_classes), x.ndim, dim).shape) == safe
+    picked = np.take_along_axis(np.broadcast_to(w, x.shape), safe, axis=dim)
+    a = ((1 - e) * picked * one_hot + e / n_classes * w) * keep
+    # an ignored target takes no part, even where nothing is kept (0 / 0)
+    return core.mul0(a, _mean_factor(reduction, class_index_divisor(t, weight, ignore_index)))
+
+
+def cross_entropy_gradient(input, target, weight=None, ignore_index=-100, reduction="mean", label_smoothing=0.0):
+    """(gradient, scale) of cross_entropy (and of nll_loss over log_softmax) by its input."""
+    from reference import gradients
+
+    a = cross_entropy_coefficients(input, target, weight, ignore_index, reduction, label_smoothing)
+    return gradients.softmax_family(input, a, axis=class_dim(np.ndim(input)))
+
+
+def _elementwise_factor(target, weight, reduction: str):
+    factor = _mean_factor(reduction, np.size(target))
+    return factor if weight is None else factor * core.to_work(weight)
+
+
+def binary_cross_entropy_gradient(input, target, weight=None, reduction="mean"):
+    """(gradient, scale) of binary_cross_entropy: its log terms clamped at -100 are flat there."""
+    from reference import gradients
+
+    p, z = core.to_work(input), core.to_work(target)
+    factor = _elementwise_factor(target, weight, reduction)
+    with np.errstate(divide="ignore"):
+        active_positive = np.log(p) > LOG_CLAMP
+        active_negative = np.log1p(-p) > LOG_CLAMP
+    return gradients.log_pair(p, factor * z, factor * (1 - z), active_positive, active_negative)
+
+
+def binary_cross_entropy_with_logits_gradient(input, target, weight=None, reduction="mean", pos_weight=None):
+    """(gradient, scale) of binary_cross_entropy_with_logits."""
+    from reference import gradients
+
+    z = core.to_work(target)
+    factor = _elementwise_factor(target, weight, reduction)
+    positive = core.to_work(1.0 if pos_weight is None else pos_weight)
+    return gradients.softplus_pair(input, factor * positive * z, factor * (1 - z))
+
+
+# --- each element's rounding scale carried through the reduction (for the tolerance model) ----------------
+
+def _weight_bound(*weights) -> core.WORK:
+    bound = core.WORK(1)
+    for weight in weights:
+        if weight is not None:
+            bound = bound * max(core.WORK(1), np.max(np.abs(core.to_work(weight))))
+    return bound
+
+
+def reduce_scales(values, input, target, weight=None, ignore_index=-100, reduction="mean"):
+    """Per-example scales (or values) of cross_entropy reduced as torch reduces the loss."""
+    target = np.asarray(target)
+    weighted = core.to_work(values) * _weight_bound(weight)
+    if target.shape != np.shape(input):  # class indices
+        weighted = np.where(target == ignore_index, core.WORK(0), weighted)
+        divisor = class_index_divisor(target, weight, ignore_index)
+    else:
+        divisor = cross_entropy_divisor(input, target)
+    return reduce(weighted, reduction, divisor, extended=True)
+
+
+def reduce_elementwise_scales(values, weight=None, pos_weight=None, reduction="mean"):
+    """The same for the elementwise (binary) losses."""
+    return reduce(core.to_work(values) * _weight_bound(weight, pos_weight), reduction, extended=True)

@@ -21,7 +21,6 @@ from conformance.bindings import AS_CALLED, Binding, Problem
 from conformance.frameworks import pick, split_batches
 from conformance.tolerance import subnormal_growth
 from reference import core
-from reference import gradients as ref_grad
 from reference.conventions import keras as ref_keras
 from reference.conventions import tensorflow as ref_tf
 
@@ -96,9 +95,8 @@ def _reference_softmax(problem: Problem):
 
 
 def _softmax_gradient(problem: Problem):
-    axis = problem.axis
-    return {"logits": ref_grad.softmax_family(problem.prediction, problem.labels, axis=axis),
-            "labels": ref_grad.softmax_labels(problem.prediction, axis=axis)}
+    return ref_tf.softmax_cross_entropy_with_logits_gradient(problem.labels, problem.prediction,
+                                                             **pick(problem, ["axis"]))
 
 
 def _sparse(problem: Problem, x, y):
@@ -109,13 +107,8 @@ def _reference_sparse(problem: Problem):
     return ref_tf.sparse_softmax_cross_entropy_with_logits(problem.labels, problem.prediction, extended=True)
 
 
-def _one_hot(labels, n_classes) -> np.ndarray:
-    return (np.asarray(labels)[..., None] == np.arange(n_classes)).astype(np.float64)
-
-
 def _sparse_gradient(problem: Problem):
-    coefficients = _one_hot(problem.labels, problem.prediction.shape[-1])
-    return {"logits": ref_grad.softmax_family(problem.prediction, coefficients)}
+    return ref_tf.sparse_softmax_cross_entropy_with_logits_gradient(problem.labels, problem.prediction)
 
 
 def _sigmoid(problem: Problem, x, y):
@@ -127,8 +120,7 @@ def _reference_sigmoid(problem: Problem):
 
 
 def _sigmoid_gradient(problem: Problem):
-    z = core.to_work(problem.labels)
-    return {"logits": ref_grad.softplus_pair(problem.prediction, z, 1 - z)}
+    return ref_tf.sigmoid_cross_entropy_with_logits_gradient(problem.labels, problem.prediction)
 
 
 def _weighted(problem: Problem, x, y):
@@ -142,14 +134,12 @@ def _reference_weighted(problem: Problem):
 
 
 def _weighted_gradient(problem: Problem):
-    z = core.to_work(problem.labels)
-    pos_weight = core.to_work(problem.options["pos_weight"])
-    return {"logits": ref_grad.softplus_pair(problem.prediction, pos_weight * z, 1 - z)}
+    return ref_tf.weighted_cross_entropy_with_logits_gradient(problem.labels, problem.prediction,
+                                                              problem.options["pos_weight"])
 
 
 def _reduce_weighted(values, problem: Problem):
-    pos_weight = np.max(np.abs(core.to_work(problem.options["pos_weight"])))
-    return core.to_work(values) * max(core.WORK(1), pos_weight)
+    return ref_tf.weighted_scale(values, problem.options["pos_weight"])
 
 
 def _tf_nn(name, family, forward, reference, reference_gradient, options=None, defaults=None, notes=None,
@@ -249,101 +239,19 @@ def _keras_reduction(problem: Problem):
 
 def _per_example(loss: KerasLoss, values, problem: Problem):
     """Per-element family values to the Keras function's output shape."""
-    if loss.kind in ("binary", "binary_focal"):
-        return np.mean(core.to_work(values), axis=problem.options.get("axis", -1))
-    if loss.kind == "sparse" and "ignore_class" in problem.options:
-        return np.where(loss.mask(problem), core.to_work(values), core.WORK(0))
-    return core.to_work(values)
-
-
-def _output_shape(loss: KerasLoss, problem: Problem) -> tuple:
-    """The shape of the Keras function's values (before any Loss reduction)."""
-    prediction = np.asarray(problem.prediction)
-    if loss.kind in ("binary", "binary_focal"):
-        return np.delete(np.array(prediction.shape), problem.options.get("axis", -1) % prediction.ndim).tolist()
-    if loss.kind == "sparse":
-        return list(ref_keras.squeeze_sparse_labels(problem.labels, prediction, problem.axis).shape)
-    return np.delete(np.array(prediction.shape), problem.axis % prediction.ndim).tolist()
+    return ref_keras.per_example(loss.kind, values, problem.labels, problem.prediction,
+                                 problem.options.get("ignore_class"), problem.axis)
 
 
 def keras_gradient(loss: KerasLoss, from_logits: bool, problem: Problem, coefficients) -> dict:
-    """The exact gradient of sum(c * values) for the Keras function's values,
-    ``coefficients`` c shaped like them (1 for the function form, the Loss
-    object's reduction weights otherwise)."""
-    c = core.to_work(coefficients)
-    options = problem.options
+    """d sum(c * values) / d prediction by the Keras convention (reference.conventions.keras)."""
     name = "logits" if from_logits else "probs"
-    if loss.kind in ("binary_focal", "categorical_focal"):
-        def total(prediction):
-            moved = Problem(problem.family, {**problem.inputs, name: prediction}, options, problem.dtype)
-            return c * loss.reference_function(moved, from_logits, loss.function_options)
-        grad = ref_grad.numeric(total, problem.prediction)
-        if from_logits:
-            # an infinite logit saturates its softmax or sigmoid: the loss does not move with it (a masked
-            # class, p = 0, stays masked), so its derivative is 0 where a difference quotient gives NaN
-            grad = np.where(np.isinf(core.to_work(problem.prediction)), core.WORK(0), grad)
-        # the autodiff chain's terms are of the size of the loss over p and 1 - p
-        size = np.abs(total(problem.prediction))
-        size = np.expand_dims(size, -1) if size.ndim < np.ndim(problem.prediction) else size
-        spread = _probability_spread(loss, from_logits, problem)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            # a saturated probability (spread 0) has an exact derivative of 0 and no chain to round
-            scale = np.where(spread > 0, (np.abs(grad) + size) / spread, np.abs(grad) + size)
-        return {name: (grad, scale)}
-    prediction = np.asarray(problem.prediction)
-    if loss.kind == "binary":
-        axis = options.get("axis", -1)
-        weight = np.expand_dims(c, axis) / prediction.shape[axis]
-        z = core.to_work(problem.labels)
-        if options.get("label_smoothing"):
-            e = core.WORK(options["label_smoothing"])
-            z = z * (1 - e) + e / 2
-        if from_logits:
-            return {name: ref_grad.softplus_pair(prediction, weight * z, weight * (1 - z))}
-        low, high = ref_keras.clip_bounds(prediction.dtype)
-        p = core.to_work(prediction)
-        active = (p >= low) & (p <= high)
-        return {name: ref_grad.log_pair(p, weight * z, weight * (1 - z), active, active)}
-    axis = problem.axis
-    if loss.kind == "categorical":
-        y = core.to_work(problem.labels)
-        if options.get("label_smoothing"):
-            e = core.WORK(options["label_smoothing"])
-            y = y * (1 - e) + e / y.shape[axis]
-        a = np.expand_dims(c, axis) * y
-        if from_logits:
-            return {name: ref_grad.softmax_family(prediction, a, axis=axis)}
-        p = core.to_work(prediction)
-        q = p / np.sum(p, axis=axis, keepdims=True)
-        low, high = ref_keras.clip_bounds(prediction.dtype)
-        return {name: ref_grad.categorical_probabilities(p, a, (q >= low) & (q <= high), axis=axis)}
-    labels = ref_keras.squeeze_sparse_labels(problem.labels, prediction, axis)
-    mask = loss.mask(problem)
-    keep = np.ones(labels.shape, bool) if mask is None else mask
-    weight = c * keep
-    safe = np.where(keep, labels, 0)
-    if from_logits:
-        return {name: ref_grad.softmax_family(prediction, weight[..., None] * _one_hot(safe, prediction.shape[-1]))}
-    p = core.to_work(prediction)
-    low, high = ref_keras.clip_bounds(prediction.dtype)
-    return {name: ref_grad.sparse_categorical_probabilities(np.clip(p, low, high), safe, weight,
-                                                            (p >= low) & (p <= high))}
+    return {name: ref_keras.gradient(loss.kind, problem.labels, problem.prediction, coefficients, from_logits,
+                                     **pick(problem, loss.function_options))}
 
 
-def _probability_spread(loss: KerasLoss, from_logits: bool, problem: Problem) -> np.ndarray:
-    """p (1 - p) of the probability each element's gradient runs through: the
-    autodiff chain of a loss on probabilities divides by p and 1 - p, whose
-    rounding carries a relative eps max(1, p / (1 - p), (1 - p) / p)."""
-    x = core.to_work(problem.prediction)
-    if loss.kind == "binary_focal":
-        p = 1 / (1 + np.exp(-x)) if from_logits else x
-    else:
-        axis = problem.axis
-        p = np.exp(-core.neg_log_softmax(x, axis=axis, extended=True)) if from_logits else x / np.sum(
-            x, axis=axis, keepdims=True)
-    low, high = ref_keras.clip_bounds(np.asarray(problem.prediction).dtype)
-    p = np.clip(p, low, high)
-    return p * (1 - p)
+def _values_shape(loss: KerasLoss, problem: Problem) -> list:
+    return ref_keras.values_shape(loss.kind, problem.labels, problem.prediction, problem.axis)
 
 
 def _constructor_arguments(from_logits: bool, dtype: str | None) -> dict:
@@ -380,7 +288,7 @@ def _class_binding(loss: KerasLoss, from_logits: bool, as_called: bool = False) 
         return ref_keras.reduce_loss(values, weight, _keras_reduction(problem), loss.mask(problem), extended=True)
 
     def reference_gradient(problem: Problem):
-        coefficients = ref_keras.reduction_coefficients(_output_shape(loss, problem), _sample_weight(problem),
+        coefficients = ref_keras.reduction_coefficients(_values_shape(loss, problem), _sample_weight(problem),
                                                         _keras_reduction(problem), loss.mask(problem))
         return keras_gradient(loss, from_logits, problem, coefficients)
 
@@ -404,7 +312,7 @@ def _function_binding(loss: KerasLoss, from_logits: bool) -> Binding:
         return _per_example(loss, values, problem)
 
     def reference_gradient(problem: Problem):
-        return keras_gradient(loss, from_logits, problem, np.ones(_output_shape(loss, problem)))
+        return keras_gradient(loss, from_logits, problem, np.ones(_values_shape(loss, problem)))
 
     return _keras_binding(f"keras.losses.{loss.function_name}", loss, from_logits, _caller(forward), reference,
                           reduce, {n: None for n in names}, gradient=_taped(forward),

@@ -382,3 +382,113 @@ def categorical_focal_scale(y_true, y_pred, from_logits=False, alpha=0.25, gamma
     per_class = alpha * y * (_power(1 - q, gamma) * subnormal_growth(q)
                              + gamma * _power(1 - q, gamma - 1) * q * log_q)
     return np.sum(per_class, axis=-1)
+
+
+# --- exact gradients of the Keras functions' values, for every form -----------------------------------------
+# ``coefficients`` c are shaped like the function's values: 1 for the function itself, the Loss object's
+# reduction weights (reduction_coefficients) or nothing for a metric. Each returns (gradient, scale) of
+# reference.gradients: d sum(c * values) / d y_pred, and the size of the standard chain's terms.
+
+def _function(kind: str):
+    return {"binary": binary_crossentropy, "categorical": categorical_crossentropy,
+            "sparse": sparse_categorical_crossentropy, "binary_focal": binary_focal_crossentropy,
+            "categorical_focal": categorical_focal_crossentropy}[kind]
+
+
+def values_shape(kind: str, y_true, y_pred, axis=-1) -> list:
+    """The shape of the function's values: the prediction's without its class (or mean) axis."""
+    prediction = np.asarray(y_pred)
+    if kind == "sparse":
+        return list(squeeze_sparse_labels(y_true, prediction, axis).shape)
+    return np.delete(np.array(prediction.shape), axis % prediction.ndim).tolist()
+
+
+def per_example(kind: str, values, y_true, y_pred, ignore_class=None, axis=-1):
+    """The family's per-element values (one per example, or per element for the binary losses) in the
+    function's layout: the binary losses average over ``axis``, an ignored class counts 0."""
+    if kind in ("binary", "binary_focal"):
+        return np.mean(core.to_work(values), axis=axis)
+    if kind == "sparse" and ignore_class is not None:
+        return np.where(sparse_mask(y_true, y_pred, ignore_class, axis), core.to_work(values), core.WORK(0))
+    return core.to_work(values)
+
+
+def _one_hot(labels, n_classes) -> np.ndarray:
+    return (np.asarray(labels)[..., None] == np.arange(n_classes)).astype(np.float64)
+
+
+def _probability_spread(kind: str, y_pred, from_logits: bool, axis=-1) -> np.ndarray:
+    """p (1 - p) of the probability each element's gradient runs through: the
+    autodiff chain of a loss on probabilities divides by p and 1 - p, whose
+    rounding carries a relative eps max(1, p / (1 - p), (1 - p) / p)."""
+    x = core.to_work(y_pred)
+    if kind == "binary_focal":
+        p = 1 / (1 + np.exp(-x)) if from_logits else x
+    else:
+        p = np.exp(-core.neg_log_softmax(x, axis=axis, extended=True)) if from_logits else x / np.sum(
+            x, axis=axis, keepdims=True)
+    low, high = clip_bounds(np.asarray(y_pred).dtype)
+    p = np.clip(p, low, high)
+    return p * (1 - p)
+
+
+def gradient(kind: str, y_true, y_pred, coefficients, from_logits=False, **options):
+    """(gradient, scale) of sum(c * values) by y_pred, for the function of ``kind``
+    with its keyword ``options`` (label_smoothing, axis, ignore_class, gamma, alpha,
+    apply_class_balancing). The focal losses are differentiated numerically."""
+    from reference import gradients
+
+    c = core.to_work(coefficients)
+    if kind in ("binary_focal", "categorical_focal"):
+        def total(prediction):
+            return c * _function(kind)(y_true, prediction, from_logits=from_logits, extended=True, **options)
+        grad = gradients.numeric(total, y_pred)
+        if from_logits:
+            # an infinite logit saturates its softmax or sigmoid: the loss does not move with it (a masked
+            # class, p = 0, stays masked), so its derivative is 0 where a difference quotient gives NaN
+            grad = np.where(np.isinf(core.to_work(y_pred)), core.WORK(0), grad)
+        # the autodiff chain's terms are of the size of the loss over p and 1 - p
+        size = np.abs(total(y_pred))
+        size = np.expand_dims(size, -1) if size.ndim < np.ndim(y_pred) else size
+        spread = _probability_spread(kind, y_pred, from_logits, options.get("axis", -1))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            # a saturated probability (spread 0) has an exact derivative of 0 and no chain to round
+            scale = np.where(spread > 0, (np.abs(grad) + size) / spread, np.abs(grad) + size)
+        return grad, scale
+    prediction = np.asarray(y_pred)
+    axis = options.get("axis", -1)
+    if kind == "binary":
+        weight = np.expand_dims(c, axis) / prediction.shape[axis]
+        z = core.to_work(y_true)
+        if options.get("label_smoothing"):
+            e = core.WORK(options["label_smoothing"])
+            z = z * (1 - e) + e / 2
+        if from_logits:
+            return gradients.softplus_pair(prediction, weight * z, weight * (1 - z))
+        low, high = clip_bounds(prediction.dtype)
+        p = core.to_work(prediction)
+        active = (p >= low) & (p <= high)
+        return gradients.log_pair(p, weight * z, weight * (1 - z), active, active)
+    if kind == "categorical":
+        y = core.to_work(y_true)
+        if options.get("label_smoothing"):
+            e = core.WORK(options["label_smoothing"])
+            y = y * (1 - e) + e / y.shape[axis]
+        a = np.expand_dims(c, axis) * y
+        if from_logits:
+            return gradients.softmax_family(prediction, a, axis=axis)
+        p = core.to_work(prediction)
+        q = p / np.sum(p, axis=axis, keepdims=True)
+        low, high = clip_bounds(prediction.dtype)
+        return gradients.categorical_probabilities(p, a, (q >= low) & (q <= high), axis=axis)
+    labels = squeeze_sparse_labels(y_true, prediction, axis)
+    ignore_class = options.get("ignore_class")
+    keep = np.ones(labels.shape, bool) if ignore_class is None else sparse_mask(y_true, prediction, ignore_class,
+                                                                                axis)
+    weight = c * keep
+    safe = np.where(keep, labels, 0)
+    if from_logits:
+        return gradients.softmax_family(prediction, weight[..., None] * _one_hot(safe, prediction.shape[-1]))
+    p = core.to_work(prediction)
+    low, high = clip_bounds(prediction.dtype)
+    return gradients.sparse_categorical_probabilities(np.clip(p, low, high), safe, weight, (p >= low) & (p <= high))

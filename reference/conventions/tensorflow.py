@@ -6,6 +6,8 @@ binding passes the same arguments to the framework and to its reference.
 
 from __future__ import annotations
 
+import numpy as np
+
 from reference import core
 
 
@@ -33,3 +35,39 @@ def weighted_cross_entropy_with_logits(labels, logits, pos_weight, *, extended=F
     positive = core.mul0(z * w, core.softplus(-x))
     negative = core.mul0(core.WORK(1) - z, core.softplus(x))
     return core.finish(positive + negative, extended)
+
+
+# --- exact gradients: (gradient, scale) pairs of reference.gradients --------------------------------------
+
+def softmax_cross_entropy_with_logits_gradient(labels, logits, axis=-1):
+    """d loss.sum() by the logits and, as TensorFlow documents a gradient for them, by the labels."""
+    from reference import gradients
+
+    return {"logits": gradients.softmax_family(logits, labels, axis=axis),
+            "labels": gradients.softmax_labels(logits, axis=axis)}
+
+
+def sparse_softmax_cross_entropy_with_logits_gradient(labels, logits):
+    from reference import gradients
+
+    one_hot = (np.asarray(labels)[..., None] == np.arange(np.shape(logits)[-1])).astype(np.float64)
+    return {"logits": gradients.softmax_family(logits, one_hot)}
+
+
+def sigmoid_cross_entropy_with_logits_gradient(labels, logits):
+    from reference import gradients
+
+    z = core.to_work(labels)
+    return {"logits": gradients.softplus_pair(logits, z, 1 - z)}
+
+
+def weighted_cross_entropy_with_logits_gradient(labels, logits, pos_weight):
+    from reference import gradients
+
+    z = core.to_work(labels)
+    return {"logits": gradients.softplus_pair(logits, core.to_work(pos_weight) * z, 1 - z)}
+
+
+def weighted_scale(values, pos_weight):
+    """Each element's rounding scale, times the largest weight of its terms."""
+    return core.to_work(values) * max(core.WORK(1), np.max(np.abs(core.to_work(pos_weight))))

@@ -23,7 +23,7 @@ import numpy as np
 import yaml
 
 from conformance import arrays, options as vocabulary
-from conformance.bindings import FAMILIES, prediction_name
+from conformance.bindings import prediction_name
 
 CASES_DIR = Path(__file__).resolve().parent.parent / "cases"
 SCHEMA_PATH = CASES_DIR / "schema.json"

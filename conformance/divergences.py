@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import jsonschema
+import numpy as np
 
 from conformance.cases import CASES_DIR, DIVERGENCES_FILE, CaseError, _read_yaml
 from conformance.regions import REGIONS
@@ -101,12 +102,8 @@ def stale(divergences, check_ids) -> list[Divergence]:
     return [entry for entry in divergences if not any(entry.matches(i, kind) for i, kind in check_ids)]
 
 
-def known_region(divergences, binding_id: str, problem) -> "np.ndarray | None":
+def known_region(divergences, binding_id: str, problem) -> np.ndarray | None:
     """The union of the known divergences' regions for this binding (None if none)."""
-    import numpy as np
-
-    from conformance.regions import REGIONS
-
     mask = None
     for entry in divergences:
         if entry.region and any(fnmatch.fnmatchcase(binding_id, pattern) for pattern in entry.region_bindings):

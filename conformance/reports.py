@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 from conformance import parity
-from conformance.parity import OUTCOMES, plain as _plain
+from conformance.parity import plain as _plain
 
 # the harness's own packages; the frameworks' come from the bindings that ran (``versions_of``)
 HARNESS_PACKAGES = ("numpy", "ml-dtypes", "mpmath", "onnx", "pytest", "hypothesis")
@@ -311,7 +311,7 @@ def accuracy_markdown(rows, interrupted: bool = False) -> str:
         "dtype, over every element of every check of the cell: max, and the median (per check, weighted by",
         "elements). *Bound use* is the largest |error| / bound of the tolerance model (over 1 fails).",
         "*Contract* is yes when every check of the cell passed; known divergences (strict xfails) say no.",
-        f"*× best peer* is the largest ratio of a check's max error to the best any API reaches on the same case,",
+        "*× best peer* is the largest ratio of a check's max error to the best any API reaches on the same case,",
         f"dtype and quantity (at least half an ULP); ⚑ counts checks {parity.LAG_RATIO:g} times behind and over "
         f"{parity.LAG_ULP:g} ULP.",
         "" if not interrupted else "\n**The run was interrupted: these figures are partial.**\n",

@@ -15,7 +15,7 @@ import pytest
 from conformance import divergences as divergence_data
 from conformance.bindings import Binding
 from conformance.runner import failure_message, run_value_check
-from conformance.suite import Check, build, check_id, skip_reason
+from conformance.suite import build, skip_reason
 
 pytestmark = pytest.mark.selftest
 ROOT = Path(__file__).resolve().parent.parent

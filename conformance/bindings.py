@@ -108,10 +108,12 @@ class Binding:
     # only the last: the tolerance model doubles K in half precision for it
     computes_in_output_dtype: bool = False
     # the dtype the documented convention computes in (its inputs are rounded
-    # to it first) and the dtype of its result; None: the input dtype. Keras
-    # objects built without dtype= compute in and return floatx() (float32).
-    compute_dtype: str | None = None
-    result_dtype: str | None = None
+    # to it first) and the dtype of its result: one dtype, or one per input
+    # dtype (absent: the input dtype); None: the input dtype. Keras objects
+    # built without dtype= compute in and return floatx() (float32); torch's
+    # autocast computes float16 and bfloat16 in float32 and leaves float64.
+    compute_dtype: str | Mapping[str, str] | None = None
+    result_dtype: str | Mapping[str, str] | None = None
     # the top-level modules whose distributions' versions decide this binding's
     # numbers (the reports print them); empty: those of ``requires``
     versions_of: tuple[str, ...] = ()
@@ -119,9 +121,13 @@ class Binding:
     def version_modules(self) -> tuple[str, ...]:
         return self.versions_of or tuple(module.split(".")[0] for module in self.requires)
 
+    def compute_dtype_for(self, dtype: str) -> str | None:
+        """The dtype the binding documents computing ``dtype`` inputs in (None: not stated)."""
+        return _per_dtype(self.compute_dtype, dtype)
+
     def result_dtype_for(self, dtype: str) -> str:
         """The dtype the binding documents for its result on ``dtype`` inputs."""
-        return self.result_dtype or self.compute_dtype or dtype
+        return _per_dtype(self.result_dtype, dtype) or self.compute_dtype_for(dtype) or dtype
 
     def unsupported_option(self, name: str, value: Any, any_value: bool = False) -> str | None:
         """Why this binding cannot take ``name=value``, or None if it can. A
@@ -144,6 +150,12 @@ class Binding:
             if importlib.util.find_spec(module.split(".")[0]) is None:
                 return f"{module} is not installed (pip install -e '.[{self.framework}]' -c constraints.txt)"
         return None
+
+
+def _per_dtype(declared, dtype: str) -> str | None:
+    if isinstance(declared, Mapping):
+        return declared.get(dtype)
+    return declared
 
 
 class BindingError(RuntimeError):

@@ -62,7 +62,7 @@ def as_computed(problem: Problem, binding: Binding) -> Problem:
     """The problem as the binding's documented convention computes it: its
     real inputs and weights rounded to the binding's compute dtype (exact when
     that dtype is wider), or the problem itself."""
-    dtype = binding.compute_dtype
+    dtype = binding.compute_dtype_for(problem.dtype)
     if dtype is None or dtype == problem.dtype:
         return problem
     inputs = {name: round_input(name, problem.family, value, dtype) if isinstance(value, np.ndarray) else value

@@ -80,7 +80,7 @@ def _judge(check: Check, check_id: str, expected, got, scale, out_dtype: str) ->
     compute dtype where that is narrower: an API that returns float32 from
     half-precision inputs is held to float32 unless it documents computing in
     half precision."""
-    compute = check.binding.compute_dtype
+    compute = check.binding.compute_dtype_for(check.dtype)
     judged = out_dtype if compute is None else least_precise(compute, out_dtype)
     k = check.case.tolerance_k.get(judged, k_for(judged, check.binding))
     outcome = Outcome(check_id, expected, got, out_dtype, compare(got, expected, scale, judged, k), k, judged)

@@ -120,6 +120,33 @@ def test_the_exact_value_rounded_passes(suite):
     assert run_value_check(dataclasses.replace(original, binding=_perturbed(original.binding, 0.0))).verdict.ok
 
 
+def test_a_per_dtype_compute_dtype_judges_each_dtype_in_its_own(suite):
+    """A binding that documents computing half-precision inputs in float32 (torch's
+    autocast) is held to float32 there and to the input dtype elsewhere."""
+    original = _check(suite, "random_class_rows", "torch:nn.functional.cross_entropy", "float16")
+    upcast = {"float16": "float32", "bfloat16": "float32"}
+
+    def returned_in(result_dtype):
+        def call(problem):
+            return np.asarray(original.binding.reference(problem), dtype=np.float64).astype(result_dtype)
+        return call
+
+    exact_in_float32 = dataclasses.replace(original.binding, compute_dtype=upcast, call=returned_in("float32"))
+    assert run_value_check(dataclasses.replace(original, binding=exact_in_float32)).verdict.ok
+
+    # float16 accuracy in a float32 result: right for the input dtype, wrong for the documented compute dtype
+    half_accurate = dataclasses.replace(original.binding, compute_dtype=upcast,
+                                        call=lambda p: returned_in("float16")(p).astype("float32"))
+    outcome = run_value_check(dataclasses.replace(original, binding=half_accurate))
+    assert not outcome.verdict.ok and outcome.judged_dtype == "float32"
+
+    wide = _check(suite, "random_class_rows", "torch:nn.functional.cross_entropy", "float64")
+    unchanged = dataclasses.replace(wide.binding, compute_dtype=upcast, call=returned_in("float64"))
+    outcome = run_value_check(dataclasses.replace(wide, binding=unchanged))
+    assert outcome.verdict.ok and outcome.judged_dtype == "float64"
+    assert unchanged.result_dtype_for("float64") == "float64" and unchanged.result_dtype_for("float16") == "float32"
+
+
 def test_a_divergence_matching_nothing_is_stale(suite):
     ghost = divergence_data.Divergence("ghost", ("sigmoid-no_such_case-*",), "a reason long enough", "nowhere")
     assert ghost in divergence_data.stale([ghost, *suite.divergences], [(c.id, c.kind) for c in suite.checks])

@@ -1,0 +1,105 @@
+"""torch.compile and torch.autocast: what compiled and mixed-precision training loops compute.
+
+Two more forms of torch's functional losses (``cross_entropy`` with class
+indices and with probability targets, ``binary_cross_entropy``,
+``binary_cross_entropy_with_logits``), each held to the same documented
+convention as the eager form (:mod:`reference.conventions.torch`):
+
+* ``torch:compile.<api>``: ``torch.compile`` with the inductor backend (C++
+  code built by g++ on CPU), ``dynamic=True`` and ``fullgraph=True``. One
+  compiled function per loss serves every case: a new rank, dtype or option
+  value recompiles it, and the recompile limit is raised so that dynamo never
+  falls back to eager without saying so. The gradient is AOTAutograd's
+  compiled backward.
+* ``torch:autocast.<api>``: the eager call under ``torch.autocast("cpu",
+  dtype=torch.bfloat16)``. torch documents these losses on autocast's float32
+  list: float16 and bfloat16 inputs are computed, and returned, in float32;
+  float32 and float64 stay as they are.
+
+``-k compile`` and ``-k autocast`` select them (markers ``compile`` and
+``autocast``). Registered through the ``xent_conformance.bindings`` entry point
+(pyproject.toml); torch is imported only when a check runs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from conformance.bindings import Binding, Problem
+from conformance.frameworks import torch as eager
+
+COMPILE_DOCS = "https://docs.pytorch.org/docs/2.13/generated/torch.compile.html"
+AUTOCAST_DOCS = "https://docs.pytorch.org/docs/2.13/amp.html#cpu-ops-that-can-autocast-to-float32"
+# more distinct (rank, dtype, option value) signatures than the suite has cases
+RECOMPILE_LIMIT = 4096
+
+# eager binding id -> (the functional loss, the option names it takes)
+LOSSES = {
+    "torch:nn.functional.cross_entropy": ("cross_entropy", eager.CROSS_ENTROPY_OPTIONS),
+    "torch:nn.functional.cross_entropy(probability_targets)": ("cross_entropy", eager.CROSS_ENTROPY_OPTIONS),
+    "torch:nn.functional.binary_cross_entropy": ("binary_cross_entropy", eager.BCE_OPTIONS),
+    "torch:nn.functional.binary_cross_entropy_with_logits": ("binary_cross_entropy_with_logits",
+                                                             eager.BCE_LOGITS_OPTIONS),
+}
+_COMPILED: dict = {}
+
+
+def _compiled(loss: str):
+    """One compiled function per loss for the whole run (torch.compile caches its graphs on it)."""
+    if loss not in _COMPILED:
+        torch = eager._torch()
+        import torch._dynamo
+
+        torch._dynamo.config.recompile_limit = RECOMPILE_LIMIT
+        torch._dynamo.config.accumulated_recompile_limit = RECOMPILE_LIMIT
+        function = getattr(torch.nn.functional, loss)
+        _COMPILED[loss] = torch.compile(lambda x, target, **options: function(x, target, **options),
+                                        dynamic=True, fullgraph=True)
+    return _COMPILED[loss]
+
+
+def _arguments(problem: Problem, names):
+    return eager.tensor(eager._target(problem)), eager._tensor_options(problem, names)
+
+
+def _compiled_forward(loss: str, names):
+    def forward(problem: Problem, x):
+        target, options = _arguments(problem, names)
+        return _compiled(loss)(x, target, **options)
+
+    return forward
+
+
+def _autocast_forward(loss: str, names):
+    def forward(problem: Problem, x):
+        torch = eager._torch()
+        target, options = _arguments(problem, names)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            return getattr(torch.nn.functional, loss)(x, target, **options)
+
+    return forward
+
+
+def _form(binding: Binding, prefix: str, api: str, forward, doc: str, marker: str, **changes) -> Binding:
+    label = binding.id.split(":", 1)[1]
+    return dataclasses.replace(
+        binding, id=f"torch:{prefix}.{label}", api=api, call=eager._caller(forward),
+        gradient=eager._autograd(forward), doc=doc, markers=(*binding.markers, marker), **changes)
+
+
+def _forms() -> list[Binding]:
+    from conformance.frameworks.torch import BINDINGS as EAGER
+
+    by_id = {binding.id: binding for binding in EAGER}
+    forms = []
+    for binding_id, (loss, names) in LOSSES.items():
+        binding = by_id[binding_id]
+        forms.append(_form(binding, "compile", f"torch.compile({binding.api})", _compiled_forward(loss, names),
+                           COMPILE_DOCS, "compile"))
+        upcast = {"float16": "float32", "bfloat16": "float32"}
+        forms.append(_form(binding, "autocast", f"torch.autocast('cpu', torch.bfloat16): {binding.api}",
+                           _autocast_forward(loss, names), AUTOCAST_DOCS, "autocast", compute_dtype=upcast))
+    return forms
+
+
+BINDINGS = _forms()

@@ -38,6 +38,8 @@ COMPILE_DOCS = "https://docs.pytorch.org/docs/2.13/generated/torch.compile.html"
 AUTOCAST_DOCS = "https://docs.pytorch.org/docs/2.13/amp.html#cpu-ops-that-can-autocast-to-float32"
 # more distinct (rank, dtype, option value) signatures than the suite has cases
 RECOMPILE_LIMIT = 4096
+# autocast's float32 list: half precision is computed and returned in float32, float64 untouched
+AUTOCAST_COMPUTE_DTYPES = {"float16": "float32", "bfloat16": "float32"}
 
 # eager binding id -> (the functional loss, the option names it takes)
 LOSSES = {
@@ -115,9 +117,9 @@ def _forms() -> list[Binding]:
         binding = by_id[binding_id]
         forms.append(_form(binding, "compile", f"torch.compile({binding.api})", _compiled_forward(loss, names),
                            COMPILE_DOCS, "compile"))
-        upcast = {"float16": "float32", "bfloat16": "float32"}
         forms.append(_form(binding, "autocast", f"torch.autocast('cpu', torch.bfloat16): {binding.api}",
-                           _autocast_forward(loss, names), AUTOCAST_DOCS, "autocast", compute_dtype=upcast))
+                           _autocast_forward(loss, names), AUTOCAST_DOCS, "autocast",
+                           compute_dtype=AUTOCAST_COMPUTE_DTYPES))
     return forms
 
 

@@ -63,7 +63,10 @@ class Observation:
             return "returns: -inf"
         if np.all(np.isfinite(value)):
             return f"returns: finite  # {np.array2string(value, precision=6, threshold=12)}"
-        return f"returns a mix of values: {np.array2string(value, precision=6, threshold=12)}"
+        # elementwise, as a list that pastes into cases/behaviour.yaml
+        names = ["nan" if np.isnan(v) else "inf" if v == np.inf else "-inf" if v == -np.inf else "finite"
+                 for v in value.reshape(-1)]
+        return f"returns: [{', '.join(names)}]  # {np.array2string(value, precision=6, threshold=12)}"
 
 
 def observe(check: Check) -> Observation:

@@ -20,6 +20,7 @@ import pytest
 from conformance import reports
 from conformance.cases import CASES_DIR, CaseError, schema
 from conformance.bindings import AS_CALLED, BindingError, load_bindings, selection_words
+from conformance.runner import CheckFailure
 from conformance.suite import build
 
 DTYPE_MARKERS = ("float16", "bfloat16", "float32", "float64")
@@ -84,8 +85,10 @@ def _marks(check):
     if check.skip:
         marks.append(pytest.mark.skip(reason=check.skip))
     if check.divergence is not None:
+        # a check fails by pytest.fail (outside the bound) or by CheckFailure (a wrong dtype, a raising call);
+        # anything else is the harness's own error and must not pass for the divergence
         marks.append(pytest.mark.xfail(reason=check.divergence.xfail_reason(), strict=check.divergence.strict,
-                                       raises=pytest.fail.Exception))
+                                       raises=(pytest.fail.Exception, CheckFailure)))
     return marks
 
 

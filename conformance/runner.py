@@ -52,13 +52,21 @@ def _options_key(options) -> str:
     return json.dumps({name: plain(value) for name, value in sorted(options.items())}, default=str)
 
 
+def reference_identity(reference) -> tuple:
+    """What makes two bindings' reference the same computation: the function and,
+    for a closure made by a factory (one per loss, per Keras flavour), the objects
+    it closes over. Two forms of one API share it; two APIs of one factory do not."""
+    cells = getattr(reference, "__closure__", None) or ()
+    return (getattr(reference, "__qualname__", repr(reference)), getattr(reference, "__module__", ""),
+            tuple(id(cell.cell_contents) for cell in cells))
+
+
 def expected_value(check: Check, problem) -> np.ndarray:
     """The binding's documented convention on the problem, cached."""
-    reference = check.binding.reference
-    key = (check.case.id, check.dtype, problem.dtype, getattr(reference, "__qualname__", repr(reference)),
-           getattr(reference, "__module__", ""), _options_key(problem.options))
+    key = (check.case.id, check.dtype, problem.dtype, reference_identity(check.binding.reference),
+           _options_key(problem.options))
     if key not in _EXPECTED_CACHE:
-        _EXPECTED_CACHE[key] = np.asarray(reference(problem), dtype=core.WORK)
+        _EXPECTED_CACHE[key] = np.asarray(check.binding.reference(problem), dtype=core.WORK)
     return _EXPECTED_CACHE[key]
 
 
@@ -88,12 +96,23 @@ def _judge(check: Check, check_id: str, expected, got, scale, out_dtype: str) ->
     return outcome
 
 
+def called(check: Check, function, problem):
+    """The framework's answer; an exception it raises fails the check by name
+    (a CheckFailure, which a known divergence can pin), not as a harness error."""
+    try:
+        return function(problem)
+    except Exception as error:  # the framework's own error, whatever its type
+        first_line = (str(error).strip().splitlines() or [""])[0][:300]
+        raise CheckFailure(f"{check.binding.api} raised {type(error).__name__} on case '{check.case.id}' "
+                           f"({check.dtype}): {first_line}") from error
+
+
 def run_value_check(check: Check) -> Outcome:
     """The result must have the documented dtype and lie within the bound."""
     problem = make_problem(check.case, check.dtype, check.binding)
     computed = as_computed(problem, check.binding)
     expected = expected_value(check, computed)
-    got = np.asarray(check.binding.call(problem))
+    got = np.asarray(called(check, check.binding.call, problem))
     out_dtype = _output_dtype(got)
     if check.kind == "value":  # a behaviour case may pass Python lists or mixed dtypes: it says what it expects
         _require_dtype(check, "its result", out_dtype, check.binding.result_dtype_for(check.dtype))
@@ -117,7 +136,7 @@ def run_gradient_check(check: Check) -> list[Outcome]:
     problem = make_problem(check.case, check.dtype, check.binding)
     computed = as_computed(problem, check.binding)
     exact = expected_gradient(check, computed)
-    got = check.binding.gradient(problem)
+    got = called(check, check.binding.gradient, problem)
     outcomes = []
     for name, (grad, scale) in exact.items():
         if name not in got:

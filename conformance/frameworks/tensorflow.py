@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import functools
 import os
+from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 
@@ -167,16 +169,43 @@ TF_NN = [
 
 # --- Keras --------------------------------------------------------------------
 
+@dataclass(frozen=True)
+class KerasFlavour:
+    """What one Keras (Keras 3 as tf.keras, Keras 2 as tf_keras) brings to its bindings: its module, the
+    convention it documents (a module of reference.conventions), its reductions, and how its objects take a
+    dtype. Keras 2 (conformance.frameworks.tf_keras) builds the same binding list from its own flavour."""
+
+    framework: str
+    api_prefix: str  # what ``keras.losses.X`` reads as in the user's code: tf.keras..., tf_keras...
+    module: Callable
+    conventions: object
+    reductions: frozenset
+    reduction_none: object  # what the object takes for the unreduced values
+    losses_take_dtype: bool  # Keras 3 objects take dtype=; Keras 2 loss objects compute in the input's dtype
+    metric_as_called_dtypes: dict  # the as-called metric's dtype handling, in Binding's terms
+    requires: tuple
+    versions_of: tuple
+    losses_doc: str
+    metrics_doc: str
+    default_reduction: str = "sum_over_batch_size"
+    markers: tuple = ("keras",)
+    sparse_object_options: tuple = ("ignore_class", "axis")
+    # Keras 3 documents axis for its sparse loss but raises for any axis but -1; Keras 2 moves the axis last
+    sparse_axis_last_only: bool = True
+
+
 class KerasLoss:
     """One Keras cross-entropy (binary, categorical, sparse, focal) in its forms."""
 
-    def __init__(self, kind, class_name, function_name, families, function_options, metric_options=None,
-                 scale=None, opt_in=False):
+    def __init__(self, flavour, kind, class_name, function_name, families, function_options, metric_options=None,
+                 scale=None, opt_in=False, object_options=None):
+        self.flavour = flavour
         self.kind = kind
         self.class_name = class_name
         self.function_name = function_name
         self.families = families  # from_logits -> family
         self.function_options = function_options
+        self.object_options = function_options if object_options is None else object_options
         self.metric_options = metric_options  # None: Keras has no metric of it
         self.scale = scale
         self.opt_in = opt_in
@@ -193,14 +222,14 @@ class KerasLoss:
         return forms
 
     def reference_function(self, problem: Problem, from_logits: bool, names) -> np.ndarray:
-        function = getattr(ref_keras, self.function_name)
+        function = getattr(self.flavour.conventions, self.function_name)
         return function(problem.labels, problem.prediction, from_logits=from_logits, extended=True,
                         **pick(problem, names))
 
     def mask(self, problem: Problem):
         if self.kind != "sparse":
             return None
-        return ref_keras.sparse_mask(problem.labels, problem.prediction, problem.options.get("ignore_class"),
+        return self.flavour.conventions.sparse_mask(problem.labels, problem.prediction, problem.options.get("ignore_class"),
                                      problem.axis)
 
 
@@ -226,15 +255,15 @@ def _sample_weight(problem: Problem):
     return problem.options.get("sample_weight")
 
 
-def _reduction_argument(problem: Problem) -> dict:
+def _reduction_argument(flavour: KerasFlavour, problem: Problem) -> dict:
     if "reduction" not in problem.options:
         return {}
     reduction = problem.options["reduction"]
-    return {"reduction": None if reduction == "none" else reduction}
+    return {"reduction": flavour.reduction_none if reduction == "none" else reduction}
 
 
-def _keras_reduction(problem: Problem):
-    return problem.options.get("reduction", "sum_over_batch_size")
+def _keras_reduction(flavour: KerasFlavour, problem: Problem):
+    return problem.options.get("reduction", flavour.default_reduction)
 
 
 def _per_example(loss: KerasLoss, values, problem: Problem):
@@ -246,7 +275,7 @@ def _per_example(loss: KerasLoss, values, problem: Problem):
 def keras_gradient(loss: KerasLoss, from_logits: bool, problem: Problem, coefficients) -> dict:
     """d sum(c * values) / d prediction by the Keras convention (reference.conventions.keras)."""
     name = "logits" if from_logits else "probs"
-    return {name: ref_keras.gradient(loss.kind, problem.labels, problem.prediction, coefficients, from_logits,
+    return {name: loss.flavour.conventions.gradient(loss.kind, problem.labels, problem.prediction, coefficients, from_logits,
                                      **pick(problem, loss.function_options))}
 
 
@@ -263,46 +292,51 @@ def _constructor_arguments(from_logits: bool, dtype: str | None) -> dict:
 
 
 def _class_binding(loss: KerasLoss, from_logits: bool, as_called: bool = False) -> Binding:
-    names = loss.function_options
+    names = loss.object_options
+    flavour = loss.flavour
+    conventions = flavour.conventions
+    pinned_dtype = flavour.losses_take_dtype and not as_called
 
     def forward(problem: Problem, x, y):
-        cls = getattr(_keras().losses, loss.class_name)
-        instance = cls(**_constructor_arguments(from_logits, None if as_called else problem.dtype),
-                       **pick(problem, names), **_reduction_argument(problem))
+        cls = getattr(flavour.module().losses, loss.class_name)
+        arguments = _constructor_arguments(from_logits, problem.dtype if pinned_dtype else None)
+        instance = cls(**arguments, **pick(problem, names), **_reduction_argument(flavour, problem))
         sample_weight = _sample_weight(problem)
         kwargs = {} if sample_weight is None else {"sample_weight": constant(sample_weight)}
         return instance(y, x, **kwargs)
 
     def reference(problem: Problem):
-        labels, prediction = ref_keras.squeeze_or_expand_inputs(problem.labels, problem.prediction)
+        labels, prediction = conventions.squeeze_or_expand_inputs(problem.labels, problem.prediction)
         problem = Problem(problem.family, {"labels": labels, _prediction_name(problem): prediction},
                           problem.options, problem.dtype)
         values = loss.reference_function(problem, from_logits, names)
-        return ref_keras.reduce_loss(values, _sample_weight(problem), _keras_reduction(problem), loss.mask(problem),
-                                     extended=True)
+        return conventions.reduce_loss(values, _sample_weight(problem), _keras_reduction(flavour, problem),
+                                       loss.mask(problem), extended=True)
 
     def reduce(values, problem: Problem):
         values = _per_example(loss, values, problem)
         weight = _sample_weight(problem)
         weight = None if weight is None else np.abs(core.to_work(weight))
-        return ref_keras.reduce_loss(values, weight, _keras_reduction(problem), loss.mask(problem), extended=True)
+        return conventions.reduce_loss(values, weight, _keras_reduction(flavour, problem), loss.mask(problem),
+                                       extended=True)
 
     def reference_gradient(problem: Problem):
-        coefficients = ref_keras.reduction_coefficients(_values_shape(loss, problem), _sample_weight(problem),
-                                                        _keras_reduction(problem), loss.mask(problem))
+        coefficients = conventions.reduction_coefficients(_values_shape(loss, problem), _sample_weight(problem),
+                                                          _keras_reduction(flavour, problem), loss.mask(problem))
         return keras_gradient(loss, from_logits, problem, coefficients)
 
     return _keras_binding(f"keras.losses.{loss.class_name}", loss, from_logits, _caller(forward), reference, reduce,
-                          {**{n: None for n in names}, "reduction": KERAS_REDUCTIONS, "sample_weight": None},
+                          {**{n: None for n in names}, "reduction": flavour.reductions, "sample_weight": None},
                           defaults={} if as_called else {"reduction": "none"}, gradient=_taped(forward),
-                          reference_gradient=reference_gradient, as_called=as_called)
+                          reference_gradient=reference_gradient, as_called=as_called,
+                          as_called_dtypes={"compute_dtype": KERAS_FLOATX} if flavour.losses_take_dtype else {})
 
 
 def _function_binding(loss: KerasLoss, from_logits: bool) -> Binding:
     names = loss.function_options
 
     def forward(problem: Problem, x, y):
-        function = getattr(_keras().losses, loss.function_name)
+        function = getattr(loss.flavour.module().losses, loss.function_name)
         return function(y, x, from_logits=from_logits, **pick(problem, names))
 
     def reference(problem: Problem):
@@ -330,7 +364,7 @@ def _metric_binding(loss: KerasLoss, from_logits: bool, as_called: bool = False)
         return list(zip(labels, predictions, weights))
 
     def call(problem: Problem):
-        cls = getattr(_keras().metrics, loss.class_name)
+        cls = getattr(loss.flavour.module().metrics, loss.class_name)
         metric = cls(**_constructor_arguments(from_logits, None if as_called else problem.dtype),
                      **pick(problem, names))
         for labels, predictions, weights in batches(problem):
@@ -345,20 +379,21 @@ def _metric_binding(loss: KerasLoss, from_logits: bool, as_called: bool = False)
                            problem.options, problem.dtype)
             values = loss.reference_function(part, from_logits, names)
             parts.append((values, _masked_weights(weights, loss.mask(part))))
-        return ref_keras.metric_mean(parts, extended=True)
+        return loss.flavour.conventions.metric_mean(parts, extended=True)
 
     def reduce(values, problem: Problem):
         weights = _sample_weight(problem)
         weights = None if weights is None else np.abs(core.to_work(weights))
-        return ref_keras.metric_mean([(_per_example(loss, values, problem),
+        return loss.flavour.conventions.metric_mean([(_per_example(loss, values, problem),
                                        _masked_weights(weights, loss.mask(problem)))], extended=True)
 
     return _keras_binding(f"keras.metrics.{loss.class_name}", loss, from_logits, call, reference, reduce,
                           {**{n: None for n in names}, "sample_weight": None, "metric_batches": None},
-                          notes={"reduction": f"tf.keras.metrics.{loss.class_name} has no reduction: a metric "
-                                              f"documents the mean over the samples it has seen ({KERAS_METRICS_DOCS})",
+                          notes={"reduction": f"{loss.flavour.api_prefix}.metrics.{loss.class_name} has no "
+                                              "reduction: a metric documents the mean over the samples it has seen "
+                                              f"({loss.flavour.metrics_doc})",
                                  "gradient": "metric objects keep state and are not differentiated"},
-                          as_called=as_called)
+                          as_called=as_called, as_called_dtypes=loss.flavour.metric_as_called_dtypes)
 
 
 def _masked_weights(weights, mask):
@@ -369,60 +404,76 @@ def _masked_weights(weights, mask):
 
 
 def _keras_binding(name, loss: KerasLoss, from_logits, call, reference, reduce, options, defaults=None, notes=None,
-                   gradient=None, reference_gradient=None, as_called=False):
+                   gradient=None, reference_gradient=None, as_called=False, as_called_dtypes=None):
     """A Keras form's binding. The ``as_called`` form of an object is built with
-    no ``dtype``: Keras documents that it then computes in floatx() (float32),
-    converting the inputs to it, and a metric's result is floatx() too while
-    its values are computed in the inputs' dtype."""
+    no ``dtype``; ``as_called_dtypes`` says what the flavour then computes in
+    and returns (Keras 3: its loss objects compute in floatx(), float32,
+    converting the inputs to it; its metrics return floatx() while their
+    values are computed in the inputs' dtype)."""
+    flavour = loss.flavour
     suffix = "(from_logits=True)" if from_logits else ""
-    api = f"tf.{name}{suffix}"
-    identifier = f"tensorflow:{name}{suffix}"
+    base_api = f"{flavour.api_prefix}.{name.removeprefix('keras.')}"
+    api = f"{base_api}{suffix}"
+    identifier = f"{flavour.framework}:{name}{suffix}"
     dtypes = {}
     if as_called:
-        identifier = f"tensorflow:{name}({'from_logits=True,' if from_logits else ''}{AS_CALLED})"
-        api = f"tf.{name}({'from_logits=True' if from_logits else ''})(y_true, y_pred)"
-        metric = name.startswith("keras.metrics.")
-        dtypes = {"result_dtype": KERAS_FLOATX} if metric else {"compute_dtype": KERAS_FLOATX}
+        identifier = f"{flavour.framework}:{name}({'from_logits=True,' if from_logits else ''}{AS_CALLED})"
+        api = f"{base_api}({'from_logits=True' if from_logits else ''})(y_true, y_pred)"
+        dtypes = dict(as_called_dtypes or {})
+    metric = name.startswith("keras.metrics.")
+    doc = flavour.metrics_doc if metric else flavour.losses_doc
     return Binding(
-        id=identifier, api=api, framework="tensorflow",
+        id=identifier, api=api, framework=flavour.framework,
         family=loss.families[from_logits], call=call, reference=reference, reduce=reduce, dtypes=DTYPES,
-        options={**options, **({"axis": {-1}} if loss.kind == "sparse" and "axis" in options else {})},
-        defaults=defaults or {}, requires=("tensorflow",), versions_of=("tensorflow", "keras"),
-        markers=("keras",) + ((AS_CALLED,) if as_called else ()),
-        doc=KERAS_METRICS_DOCS if name.startswith("keras.metrics.") else KERAS_DOCS, **dtypes,
+        options={**options, **({"axis": {-1}} if loss.kind == "sparse" and "axis" in options
+                                and flavour.sparse_axis_last_only else {})},
+        defaults=defaults or {}, requires=flavour.requires, versions_of=flavour.versions_of,
+        markers=flavour.markers + ((AS_CALLED,) if as_called else ()), doc=doc, **dtypes,
         scale=loss.scale, opt_in=loss.opt_in, gradient=gradient, reference_gradient=reference_gradient,
-        computes_in_output_dtype=not as_called,  # as called it computes in float32 and rounds once
-        notes={"axis": f"tf.{name} documents axis, but any axis but -1 raises ValueError('Only axis=-1 is "
+        computes_in_output_dtype=not dtypes,  # else it computes in float32 and rounds once
+        notes={"axis": f"{base_api} documents axis, but any axis but -1 raises ValueError('Only axis=-1 is "
                        "currently supported'): pinned by the behaviour case sparse_class_axis_first "
-                       "(cases/behaviour.yaml)" if loss.kind == "sparse"
-               else f"tf.{name} has no axis option (documented signature: "
-                    f"{KERAS_METRICS_DOCS if name.startswith('keras.metrics.') else KERAS_DOCS})", **(notes or {})},
+                       "(cases/behaviour.yaml)" if loss.kind == "sparse" and "axis" in options
+                                                   and flavour.sparse_axis_last_only
+               else f"{base_api} has no axis option (documented signature: {doc})", **(notes or {})},
     )
 
 
-KERAS_LOSSES = [
-    KerasLoss("binary", "BinaryCrossentropy", "binary_crossentropy", {True: "sigmoid", False: "binary_probs"},
-              ("label_smoothing", "axis"), ("label_smoothing",)),
-    KerasLoss("categorical", "CategoricalCrossentropy", "categorical_crossentropy",
-              {True: "softmax", False: "categorical_probs"}, ("label_smoothing", "axis"),
-              ("label_smoothing", "axis")),
-    KerasLoss("sparse", "SparseCategoricalCrossentropy", "sparse_categorical_crossentropy",
-              {True: "sparse_softmax", False: "sparse_categorical_probs"}, ("ignore_class", "axis"),
-              ("ignore_class", "axis")),
-    KerasLoss("binary_focal", "BinaryFocalCrossentropy", "binary_focal_crossentropy",
-              {True: "sigmoid", False: "binary_probs"},
-              ("apply_class_balancing", "alpha", "gamma", "label_smoothing", "axis"),
-              scale=binary_focal_scale, opt_in=True),
-    KerasLoss("categorical_focal", "CategoricalFocalCrossentropy", "categorical_focal_crossentropy",
-              {True: "softmax", False: "categorical_probs"}, ("alpha", "gamma", "label_smoothing", "axis"),
-              scale=categorical_focal_scale, opt_in=True),
-]
+def keras_losses(flavour: KerasFlavour) -> list[KerasLoss]:
+    """The Keras cross-entropies, each with the options its function, object and metric take."""
+    sparse_options = ("ignore_class", "axis")
+    return [
+        KerasLoss(flavour, "binary", "BinaryCrossentropy", "binary_crossentropy",
+                  {True: "sigmoid", False: "binary_probs"}, ("label_smoothing", "axis"), ("label_smoothing",)),
+        KerasLoss(flavour, "categorical", "CategoricalCrossentropy", "categorical_crossentropy",
+                  {True: "softmax", False: "categorical_probs"}, ("label_smoothing", "axis"),
+                  ("label_smoothing", "axis")),
+        KerasLoss(flavour, "sparse", "SparseCategoricalCrossentropy", "sparse_categorical_crossentropy",
+                  {True: "sparse_softmax", False: "sparse_categorical_probs"}, sparse_options, sparse_options,
+                  object_options=flavour.sparse_object_options),
+        KerasLoss(flavour, "binary_focal", "BinaryFocalCrossentropy", "binary_focal_crossentropy",
+                  {True: "sigmoid", False: "binary_probs"},
+                  ("apply_class_balancing", "alpha", "gamma", "label_smoothing", "axis"),
+                  scale=binary_focal_scale, opt_in=True),
+        KerasLoss(flavour, "categorical_focal", "CategoricalFocalCrossentropy", "categorical_focal_crossentropy",
+                  {True: "softmax", False: "categorical_probs"}, ("alpha", "gamma", "label_smoothing", "axis"),
+                  scale=categorical_focal_scale, opt_in=True),
+    ]
 
-KERAS = [
-    make(loss, from_logits)
-    for loss in KERAS_LOSSES
-    for from_logits in (False, True)
-    for make in loss.forms()
-]
+
+def keras_bindings(flavour: KerasFlavour) -> list[Binding]:
+    return [make(loss, from_logits)
+            for loss in keras_losses(flavour)
+            for from_logits in (False, True)
+            for make in loss.forms()]
+
+
+KERAS3 = KerasFlavour(
+    framework="tensorflow", api_prefix="tf.keras", module=_keras, conventions=ref_keras,
+    reductions=KERAS_REDUCTIONS, reduction_none=None, losses_take_dtype=True,
+    metric_as_called_dtypes={"result_dtype": KERAS_FLOATX}, requires=("tensorflow",),
+    versions_of=("tensorflow", "keras"), losses_doc=KERAS_DOCS, metrics_doc=KERAS_METRICS_DOCS)
+
+KERAS = keras_bindings(KERAS3)
 
 BINDINGS = TF_NN + KERAS

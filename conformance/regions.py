@@ -82,6 +82,21 @@ def one_minus_p_rounds(problem: Problem) -> np.ndarray:
         return (p < 0.5) & (z < 1) & ~(loss >= 1 - z)
 
 
+def log_argument_rounds(problem: Problem) -> np.ndarray:
+    """Where Keras 2's ``log(p + eps)`` or ``log(1 - p + eps)`` takes a small log of
+    an argument rounded at the size of 1: the rounding (half an eps) is then the
+    whole error of a term of the size of its log. ``one_minus_p_rounds`` for a
+    small ``p`` and its mirror, a ``p`` above 1/2 with a label above 0 and a loss
+    below ``z``."""
+    if problem.family != "binary_probs":
+        return np.zeros(np.shape(problem.labels), bool)
+    p = np.asarray(problem.prediction, dtype=np.float64)
+    z = np.asarray(problem.labels, dtype=np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        loss = np.asarray(core.binary_cross_entropy(np.clip(p, 0, 1), np.clip(z, 0, 1)), dtype=np.float64)
+        return one_minus_p_rounds(problem) | ((p > 0.5) & (z > 0) & ~(loss >= z))
+
+
 def half_precision(problem: Problem) -> np.ndarray:
     """Every element of a float16 or bfloat16 problem: where an API that rounds
     every step in the dtype (not once from float32) exceeds one rounding."""
@@ -90,4 +105,4 @@ def half_precision(problem: Problem) -> np.ndarray:
 
 REGIONS = {"sigmoid_cancellation": sigmoid_cancellation, "clipped_rows": clipped_rows, "offset_rows": offset_rows,
            "soft_label_cancellation": soft_label_cancellation, "one_minus_p_rounds": one_minus_p_rounds,
-           "half_precision": half_precision}
+           "log_argument_rounds": log_argument_rounds, "half_precision": half_precision}

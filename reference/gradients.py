@@ -76,19 +76,21 @@ def softplus_pair(logits, alpha, beta):
     return grad, np.abs(core.mul0(alpha + beta, positive)) + np.abs(alpha)
 
 
-def log_pair(probs, alpha, beta, active_positive=True, active_negative=True):
-    """Gradient of ``-(alpha log p + beta log(1 - p))`` where the terms are active;
-    its scale counts both label weights against both terms, since a framework
-    forms ``1 - z`` (and ``1 - p``) by subtracting at the size of 1."""
+def log_pair(probs, alpha, beta, active_positive=True, active_negative=True, shift=0):
+    """Gradient of ``-(alpha log(p + s) + beta log(1 - p + s))`` where the terms are
+    active (``s`` is Keras 2's epsilon inside the logs, else 0); its scale counts
+    both label weights against both terms, since a framework forms ``1 - z`` (and
+    ``1 - p``) by subtracting at the size of 1."""
     p = core.to_work(probs)
+    s = core.to_work(shift)
     alpha = np.where(active_positive, core.to_work(alpha), core.WORK(0))
     beta = np.where(active_negative, core.to_work(beta), core.WORK(0))
     with np.errstate(divide="ignore", invalid="ignore"):
-        first = core.mul0(alpha, 1 / p)
-        second = core.mul0(beta, 1 / (1 - p))
+        first = core.mul0(alpha, 1 / (p + s))
+        second = core.mul0(beta, 1 / (1 - p + s))
         size = np.abs(alpha) + np.abs(beta)
-        scale = core.mul0(np.where(active_positive, size, core.WORK(0)), 1 / p) + core.mul0(
-            np.where(active_negative, size, core.WORK(0)), 1 / (1 - p))
+        scale = core.mul0(np.where(active_positive, size, core.WORK(0)), 1 / (p + s)) + core.mul0(
+            np.where(active_negative, size, core.WORK(0)), 1 / (1 - p + s))
     return second - first, scale
 
 

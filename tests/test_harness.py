@@ -147,6 +147,49 @@ def test_a_per_dtype_compute_dtype_judges_each_dtype_in_its_own(suite):
     assert unchanged.result_dtype_for("float64") == "float64" and unchanged.result_dtype_for("float16") == "float32"
 
 
+def test_a_raising_call_fails_its_check_by_name_and_a_divergence_can_pin_it(suite):
+    """A framework's own exception is a CheckFailure naming the API, the case and
+    the error, and the strict xfail of a known divergence accepts it; an error of
+    the harness itself (any other exception) it does not."""
+    from conformance.plugin import _marks
+    from conformance.runner import CheckFailure
+
+    original = _check(suite, "random_class_rows", "torch:nn.functional.cross_entropy")
+
+    def call(problem):
+        raise IndexError("Target 7 is out of bounds.")
+
+    raising = dataclasses.replace(original, binding=dataclasses.replace(original.binding, call=call))
+    with pytest.raises(CheckFailure) as failure:
+        run_value_check(raising)
+    for part in (original.binding.api, "raised IndexError", "random_class_rows", "float32", "Target 7"):
+        assert part in str(failure.value)
+    entry = divergence_data.Divergence(id="pinned", match=(original.id,), reason="a pinned divergence for the test",
+                                       source="tests/test_harness.py")
+    xfail = next(mark for mark in _marks(dataclasses.replace(original, divergence=entry)) if mark.name == "xfail")
+    assert CheckFailure in xfail.kwargs["raises"] and pytest.fail.Exception in xfail.kwargs["raises"]
+    assert not issubclass(KeyError, xfail.kwargs["raises"])
+
+
+def test_references_made_by_one_factory_are_not_confused(suite):
+    """The expected-value cache keys on what a reference closes over: Keras 3's and
+    Keras 2's binary_crossentropy (one factory, two conventions) keep their own
+    values on one case, in either order, while two forms of one API share theirs."""
+    from conformance.problems import as_computed, make_problem
+    from conformance.runner import expected_value, reference_identity
+
+    first = _check(suite, "article3_binary_probs_mean", "tensorflow:keras.losses.binary_crossentropy", "float64")
+    second = _check(suite, "article3_binary_probs_mean", "tf_keras:keras.losses.binary_crossentropy", "float64")
+    values = [float(np.ravel(expected_value(check, as_computed(make_problem(check.case, check.dtype, check.binding),
+                                                                    check.binding)))[0])
+              for check in (first, second, first)]
+    assert values[0] == values[2] != values[1]
+    assert values[1] == pytest.approx(-(0.4 * np.log(0.8 + 1e-7) + 0.6 * np.log(0.2 + 1e-7)), rel=1e-14)
+    pinned, as_called = (suite.bindings[f"tensorflow:keras.losses.BinaryCrossentropy{form}"]
+                         for form in ("", "(as_called)"))
+    assert reference_identity(pinned.reference) == reference_identity(as_called.reference)
+
+
 def test_a_divergence_matching_nothing_is_stale(suite):
     ghost = divergence_data.Divergence("ghost", ("sigmoid-no_such_case-*",), "a reason long enough", "nowhere")
     assert ghost in divergence_data.stale([ghost, *suite.divergences], [(c.id, c.kind) for c in suite.checks])
@@ -176,7 +219,8 @@ def _pytest(*args, cwd=ROOT, timeout=600):
 
 @pytest.mark.parametrize("word, binding_prefixes", [
     pytest.param("tensorflow", ("tensorflow:",), id="tf"),
-    pytest.param("keras", ("tensorflow:keras.",), id="k3"),
+    pytest.param("keras", ("tensorflow:keras.", "tf_keras:keras."), id="k3"),
+    pytest.param("tf_keras", ("tf_keras:",), id="k2"),
     pytest.param("torch", ("torch:",), id="pt"),
     pytest.param("jax", ("jax:",), id="jx"),
 ])

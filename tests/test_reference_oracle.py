@@ -13,6 +13,7 @@ import pytest
 import reference
 from reference import core, oracle
 from reference.conventions import keras as ref_keras
+from reference.conventions import tf_keras as ref_tf_keras
 from reference.conventions import torch as ref_torch
 
 MAX_ULPS = 2.0
@@ -171,6 +172,50 @@ class TestConventions:
         low, high = np.float64(np.float32(1e-7)), np.float64(np.float32(1 - 1e-7))
         expected = (-np.log(low) - np.log1p(-high)) / 2
         assert ref_keras.binary_crossentropy(labels, probs) == pytest.approx([expected], rel=1e-12)
+
+    @pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+    def test_legacy_binary_adds_epsilon_inside_both_logs(self, dtype):
+        """tf_keras: -(z log(q + eps) + (1 - z) log(1 - q + eps)) of the clipped q,
+        eps rounded to the dtype, against mpmath; and its exact gradient."""
+        import mpmath
+
+        mpmath.mp.dps = 50
+        probs = np.array([[0.0, 1e-9, 0.3, 0.9999, 1.0]], dtype=dtype)
+        labels = np.array([[1.0, 0.0, 0.3, 0.999, 0.0]])
+        low, high = (float(b) for b in ref_keras.clip_bounds(dtype))
+        eps = mpmath.mpf(float(np.asarray(1e-7, dtype=np.float64).astype(dtype)))
+        terms = []
+        for p, z in zip(probs.ravel().astype(np.float64), labels.ravel()):
+            q = mpmath.mpf(min(max(p, low), high))
+            z = mpmath.mpf(z)
+            terms.append(-(z * mpmath.log(q + eps) + (1 - z) * mpmath.log(1 - q + eps)))
+        exact = sum(terms) / len(terms)
+        got = ref_tf_keras.binary_crossentropy(labels, probs)
+        assert oracle.float64_ulps(float(got[0]), exact) <= MAX_ULPS
+        # Keras 3 takes the logs of the clipped q itself: -log(1e-7) where Keras 2 gives -log(2e-7)
+        if dtype == np.float32:
+            k2 = ref_tf_keras.binary_crossentropy(np.array([1.0]), probs[0, 1:2])
+            k3 = ref_keras.binary_crossentropy(np.array([1.0]), probs[0, 1:2])
+            assert float(k2) == pytest.approx(15.424948, rel=1e-6) and float(k3) == pytest.approx(16.118096, rel=1e-6)
+
+        inside = (probs.astype(np.float64) > low) & (probs.astype(np.float64) < high)
+        grad, scale = ref_tf_keras.gradient("binary", labels, probs, np.ones(1))
+        for index in np.flatnonzero(inside.ravel()):
+            p, z = mpmath.mpf(float(probs.ravel()[index])), mpmath.mpf(labels.ravel()[index])
+            exact_grad = mpmath.diff(lambda t: -(z * mpmath.log(t + eps) + (1 - z) * mpmath.log(1 - t + eps)), p)
+            exact_grad /= probs.size
+            # the two terms cancel where p = z: exact to float64's eps of the terms' size (the tolerance's scale)
+            error = abs(mpmath.mpf(float(np.ravel(grad)[index])) - exact_grad)
+            assert error <= 2 * np.finfo(np.float64).eps * float(np.ravel(scale)[index])
+
+    def test_legacy_reductions_are_the_new_ones_by_their_names(self):
+        values = np.array([1.0, 2.0, 4.0])
+        weights = np.array([1.0, 0.0, 0.5])
+        assert ref_tf_keras.reduce_loss(values, weights, "auto") == ref_keras.reduce_loss(
+            values, weights, "sum_over_batch_size")
+        assert ref_tf_keras.reduce_loss(values, weights, "sum") == 3.0
+        with pytest.raises(ValueError, match="Invalid Reduction Key: mean_with_sample_weight"):
+            ref_tf_keras.reduce_loss(values, weights, "mean_with_sample_weight")
 
     def test_categorical_on_probabilities_renormalises_before_the_log(self):
         probs = np.array([[0.5, 0.89, 0.6]])

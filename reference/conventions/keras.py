@@ -75,19 +75,46 @@ def _keep_dtype_for_clip(labels, predictions):
     return core.to_work(labels), np.asarray(predictions)
 
 
-def binary_crossentropy_elementwise(y_true, y_pred, from_logits=False, label_smoothing=0.0, epsilon=EPSILON):
+def log_shift(dtype, epsilon: float = EPSILON, epsilon_in_log: bool = False):
+    """What Keras 2 adds inside both logs of the binary loss on probabilities
+    (``log(p + epsilon())``, ``log(1 - p + epsilon())``, after the clip): epsilon
+    rounded to the prediction's dtype, as a Python float added to a tensor is;
+    0 for Keras 3, which takes the logs of the clipped ``p`` itself."""
+    if not epsilon_in_log:
+        return core.WORK(0)
+    if not _is_float(dtype):
+        dtype = np.float32
+    return core.to_work(np.asarray(epsilon, dtype=np.float64).astype(dtype))
+
+
+def _log_complement_plus(q, shift):
+    """log(1 - q + s): log1p(s - q) for a small q, and for q above 1/2 the log of
+    (1 - q) + s, whose 1 - q is exact (Sterbenz), so no rounding at the size of 1."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(q > 0.5, np.log((1 - q) + shift), np.log1p(shift - q))
+
+
+def _binary_on_clipped(clipped, z, shift):
+    """-(z log(q + s) + (1 - z) log(1 - q + s)) of the clipped q, exactly."""
+    if not shift:
+        return core.binary_cross_entropy(clipped, z, extended=True)
+    return -(core.mul0(z, np.log(clipped + shift)) + core.mul0(1 - z, _log_complement_plus(clipped, shift)))
+
+
+def binary_crossentropy_elementwise(y_true, y_pred, from_logits=False, label_smoothing=0.0, epsilon=EPSILON,
+                                    epsilon_in_log=False):
     """The elementwise loss before Keras' mean over ``axis``, in WORK precision."""
     z, p = _keep_dtype_for_clip(y_true, y_pred)
     z = _smooth_binary(z, label_smoothing)
     if from_logits:
         return core.sigmoid_cross_entropy(p, z, extended=True)
-    return core.binary_cross_entropy(clip(p, epsilon), z, extended=True)
+    return _binary_on_clipped(clip(p, epsilon), z, log_shift(p.dtype, epsilon, epsilon_in_log))
 
 
 def binary_crossentropy(y_true, y_pred, from_logits=False, label_smoothing=0.0, axis=-1, *,
-                        epsilon=EPSILON, extended=False):
+                        epsilon=EPSILON, epsilon_in_log=False, extended=False):
     """keras.losses.binary_crossentropy: mean over ``axis`` of the elementwise loss."""
-    values = binary_crossentropy_elementwise(y_true, y_pred, from_logits, label_smoothing, epsilon)
+    values = binary_crossentropy_elementwise(y_true, y_pred, from_logits, label_smoothing, epsilon, epsilon_in_log)
     return core.finish(np.mean(values, axis=axis), extended)
 
 
@@ -270,7 +297,8 @@ def _sigmoid_pair(logits):
 
 
 def binary_focal_crossentropy_elementwise(y_true, y_pred, apply_class_balancing=False, alpha=0.25, gamma=2.0,
-                                          from_logits=False, label_smoothing=0.0, epsilon=EPSILON):
+                                          from_logits=False, label_smoothing=0.0, epsilon=EPSILON,
+                                          epsilon_in_log=False):
     """Keras' binary focal loss before its mean over ``axis``, in WORK precision:
     ``w (1 - p_t)**gamma * bce`` with ``p_t = z p + (1 - z)(1 - p)`` and
     ``w = z alpha + (1 - z)(1 - alpha)`` when balancing. On probabilities ``bce``
@@ -287,7 +315,8 @@ def binary_focal_crossentropy_elementwise(y_true, y_pred, apply_class_balancing=
         one_minus_p = 1 - p
         low, high = clip_bounds(predictions.dtype, epsilon)
         clipped = np.clip(p, low, high)
-        bce = -(core.mul0(z, np.log(clipped)) + core.mul0(1 - z, np.log1p(-clipped)))
+        shift = log_shift(predictions.dtype, epsilon, epsilon_in_log)
+        bce = -(core.mul0(z, np.log(clipped + shift)) + core.mul0(1 - z, _log_complement_plus(clipped, shift)))
     one_minus_p_t = z * one_minus_p + (1 - z) * p
     with np.errstate(divide="ignore", invalid="ignore"):
         focal = np.power(one_minus_p_t, core.WORK(gamma)) * bce
@@ -297,10 +326,11 @@ def binary_focal_crossentropy_elementwise(y_true, y_pred, apply_class_balancing=
 
 
 def binary_focal_crossentropy(y_true, y_pred, apply_class_balancing=False, alpha=0.25, gamma=2.0,
-                              from_logits=False, label_smoothing=0.0, axis=-1, *, epsilon=EPSILON, extended=False):
+                              from_logits=False, label_smoothing=0.0, axis=-1, *, epsilon=EPSILON,
+                              epsilon_in_log=False, extended=False):
     """keras.losses.binary_focal_crossentropy."""
     values = binary_focal_crossentropy_elementwise(y_true, y_pred, apply_class_balancing, alpha, gamma, from_logits,
-                                                   label_smoothing, epsilon)
+                                                   label_smoothing, epsilon, epsilon_in_log)
     return core.finish(np.mean(values, axis=axis), extended)
 
 
@@ -432,16 +462,20 @@ def _probability_spread(kind: str, y_pred, from_logits: bool, axis=-1) -> np.nda
     return p * (1 - p)
 
 
-def gradient(kind: str, y_true, y_pred, coefficients, from_logits=False, **options):
+def gradient(kind: str, y_true, y_pred, coefficients, from_logits=False, *, epsilon_in_log=False, **options):
     """(gradient, scale) of sum(c * values) by y_pred, for the function of ``kind``
     with its keyword ``options`` (label_smoothing, axis, ignore_class, gamma, alpha,
-    apply_class_balancing). The focal losses are differentiated numerically."""
+    apply_class_balancing); ``epsilon_in_log`` is Keras 2's binary loss on
+    probabilities (``log_shift``). The focal losses are differentiated numerically."""
     from reference import gradients
 
     c = core.to_work(coefficients)
     if kind in ("binary_focal", "categorical_focal"):
+        shifted = {"epsilon_in_log": True} if epsilon_in_log and kind == "binary_focal" else {}
+
         def total(prediction):
-            return c * _function(kind)(y_true, prediction, from_logits=from_logits, extended=True, **options)
+            return c * _function(kind)(y_true, prediction, from_logits=from_logits, extended=True, **shifted,
+                                       **options)
         grad = gradients.numeric(total, y_pred)
         if from_logits:
             # an infinite logit saturates its softmax or sigmoid: the loss does not move with it (a masked
@@ -468,7 +502,8 @@ def gradient(kind: str, y_true, y_pred, coefficients, from_logits=False, **optio
         low, high = clip_bounds(prediction.dtype)
         p = core.to_work(prediction)
         active = (p >= low) & (p <= high)
-        return gradients.log_pair(p, weight * z, weight * (1 - z), active, active)
+        shift = log_shift(prediction.dtype, epsilon_in_log=epsilon_in_log)
+        return gradients.log_pair(p, weight * z, weight * (1 - z), active, active, shift=shift)
     if kind == "categorical":
         y = core.to_work(y_true)
         if options.get("label_smoothing"):

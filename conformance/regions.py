@@ -69,16 +69,23 @@ def soft_label_cancellation(problem: Problem) -> np.ndarray:
         return (x > 0) & (z > 0) & (z < 1) & (x * z > loss)
 
 
+def _binary_terms(problem: Problem):
+    """(p, z, exact loss) of a binary_probs problem, in float64."""
+    p = np.asarray(problem.prediction, dtype=np.float64)
+    z = np.asarray(problem.labels, dtype=np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        loss = np.asarray(core.binary_cross_entropy(np.clip(p, 0, 1), np.clip(z, 0, 1)), dtype=np.float64)
+    return p, z, loss
+
+
 def one_minus_p_rounds(problem: Problem) -> np.ndarray:
     """A probability below 1/2 with a label below 1 and a loss below ``1 - z``:
     there ``log(1 - p)`` loses the rounding of ``1 - p``, about ``(1 - z) eps / 2``
     absolute, which ``log1p(-p)`` keeps, and that is over a few eps of the loss."""
     if problem.family != "binary_probs":
         return np.zeros(np.shape(problem.labels), bool)
-    p = np.asarray(problem.prediction, dtype=np.float64)
-    z = np.asarray(problem.labels, dtype=np.float64)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        loss = np.asarray(core.binary_cross_entropy(np.clip(p, 0, 1), np.clip(z, 0, 1)), dtype=np.float64)
+    p, z, loss = _binary_terms(problem)
+    with np.errstate(invalid="ignore"):
         return (p < 0.5) & (z < 1) & ~(loss >= 1 - z)
 
 
@@ -90,10 +97,8 @@ def log_argument_rounds(problem: Problem) -> np.ndarray:
     below ``z``."""
     if problem.family != "binary_probs":
         return np.zeros(np.shape(problem.labels), bool)
-    p = np.asarray(problem.prediction, dtype=np.float64)
-    z = np.asarray(problem.labels, dtype=np.float64)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        loss = np.asarray(core.binary_cross_entropy(np.clip(p, 0, 1), np.clip(z, 0, 1)), dtype=np.float64)
+    p, z, loss = _binary_terms(problem)
+    with np.errstate(invalid="ignore"):
         return one_minus_p_rounds(problem) | ((p > 0.5) & (z > 0) & ~(loss >= z))
 
 

@@ -108,6 +108,43 @@ def half_precision(problem: Problem) -> np.ndarray:
     return np.full(np.shape(problem.labels), problem.dtype in ("float16", "bfloat16"), bool)
 
 
+def _output_shape(problem: Problem) -> tuple:
+    """The unreduced output's shape: the labels', without the class axis of soft labels."""
+    shape = np.shape(problem.labels)
+    return shape[:-1] if problem.family in ("softmax", "categorical_probs") else shape
+
+
+def softmax_floor(problem: Problem) -> np.ndarray:
+    """Softmax rows with a logit more than 64 below the row's largest (-inf included): where Paddle's
+    softmax clips x - max(x) at -64."""
+    if problem.family not in ("softmax", "sparse_softmax"):
+        return np.zeros(_output_shape(problem), bool)
+    x = np.moveaxis(np.asarray(problem.prediction, dtype=np.float64), problem.axis, -1)
+    if x.shape[-1] == 0:
+        return np.zeros(x.shape[:-1], bool)
+    with np.errstate(invalid="ignore"):
+        top = np.max(np.where(np.isnan(x), -np.inf, x), axis=-1, keepdims=True)
+        return np.any(top - x > 64, axis=-1)
+
+
+def sigmoid_log_rounded_at_one(problem: Problem) -> np.ndarray:
+    """A sigmoid loss below (1 + |x|) / 4: where an absolute error of eps (1 + |x|), from a log(1 + exp(-|x|))
+    rounded at 1 and from max(x, 0) - x z cancelling, is more than the tolerance allows."""
+    if problem.family != "sigmoid":
+        return np.zeros(_output_shape(problem), bool)
+    x = np.asarray(problem.prediction, dtype=np.float64)
+    loss = np.asarray(core.sigmoid_cross_entropy(x, np.asarray(problem.labels, dtype=np.float64)), np.float64)
+    with np.errstate(invalid="ignore"):
+        return loss < (1 + np.abs(x)) / 4
+
+
+def label_smoothing_applied(problem: Problem) -> np.ndarray:
+    """Every row of a class problem with label_smoothing > 0 (divergences of the smoothing itself)."""
+    return np.full(_output_shape(problem), float(problem.options.get("label_smoothing") or 0) > 0)
+
+
 REGIONS = {"sigmoid_cancellation": sigmoid_cancellation, "clipped_rows": clipped_rows, "offset_rows": offset_rows,
            "soft_label_cancellation": soft_label_cancellation, "one_minus_p_rounds": one_minus_p_rounds,
-           "log_argument_rounds": log_argument_rounds, "half_precision": half_precision}
+           "log_argument_rounds": log_argument_rounds, "half_precision": half_precision,
+           "softmax_floor": softmax_floor, "sigmoid_log_rounded_at_one": sigmoid_log_rounded_at_one,
+           "label_smoothing_applied": label_smoothing_applied}

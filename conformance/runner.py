@@ -193,9 +193,14 @@ def failure_message(check: Check, outcome: Outcome) -> str:
     verdict = outcome.verdict
     fmt = FORMATS[outcome.judged_dtype]
     worst = verdict.worst_index
-    expected_at = np.asarray(outcome.expected)[worst] if np.ndim(outcome.expected) else outcome.expected
-    got_at = np.asarray(outcome.got)[worst] if np.ndim(outcome.got) and np.shape(outcome.got) == np.shape(
-        outcome.expected) else outcome.got
+    same_shape = np.shape(outcome.got) == np.shape(outcome.expected)
+    if same_shape:
+        expected_at = np.asarray(outcome.expected)[worst] if np.ndim(outcome.expected) else outcome.expected
+        got_at = np.asarray(outcome.got)[worst] if np.ndim(outcome.got) else outcome.got
+        worst_line = (f"  worst at index {worst}: expected {float(expected_at):.17g}, "
+                      f"got {float(np.asarray(got_at, np.float64)):.17g}")
+    else:  # nothing to compare element by element
+        worst_line = f"  shape: got {np.shape(outcome.got)}, expected {np.shape(outcome.expected)}"
     options = {name: (describe_array(value) if isinstance(value, np.ndarray) else value)
                for name, value in check.case.options.items()}
     what = "its gradient " + outcome.check_id.rsplit(":", 1)[-1] if check.kind == "gradient" else "it"
@@ -207,7 +212,7 @@ def failure_message(check: Check, outcome: Outcome) -> str:
         f"  expected: {_show(outcome.expected)}  (reference: {check.binding.reference.__module__}."
         f"{check.binding.reference.__qualname__})",
         f"  got:      {_show(outcome.got)}",
-        f"  worst at index {worst}: expected {float(expected_at):.17g}, got {float(np.asarray(got_at, np.float64)):.17g}",
+        worst_line,
         f"    error {verdict.error_at_worst:.3g} = {verdict.ulp_at_worst:.4g} ULP of {outcome.judged_dtype}; "
         f"bound {verdict.bound_at_worst:.3g} = {outcome.k:g} * eps {fmt.eps:.3g} * (|exact| + scale "
         f"{verdict.scale_at_worst:.3g}) + {outcome.k:g} * {fmt.smallest_subnormal:.3g}",

@@ -96,7 +96,7 @@ def skip_reason(case: Case, binding: Binding, dtype: str, behaviour: bool = Fals
     if missing:
         return missing
     if dtype not in binding.dtypes:
-        return f"{binding.api} does not support {dtype} (declared in its binding)"
+        return binding.notes.get(dtype, f"{binding.api} does not support {dtype} (declared in its binding)")
     for name, value in case.options.items():
         reason = binding.unsupported_option(name, value if not hasattr(value, "shape") else "<array>",
                                             any_value=behaviour)

@@ -115,6 +115,20 @@ def test_a_framework_wrong_by_1e5_fails_and_says_why(suite, binding_id, case_id)
         assert part in message
 
 
+def test_an_output_of_the_wrong_shape_fails_and_names_both_shapes(suite):
+    original = _check(suite, "random_class_rows", "torch:nn.functional.cross_entropy")
+    reference = original.binding.reference
+
+    def with_kept_axis(problem):
+        return np.expand_dims(np.asarray(reference(problem), dtype=np.float64).astype(np.float32), -1)
+
+    check = dataclasses.replace(original, binding=dataclasses.replace(original.binding, call=with_kept_axis))
+    outcome = run_value_check(check)
+    assert not outcome.verdict.ok
+    message = failure_message(check, outcome)
+    assert "shape: got (16, 1), expected (16,)" in message
+
+
 def test_the_exact_value_rounded_passes(suite):
     original = _check(suite, "random_class_rows", "torch:nn.functional.cross_entropy")
     assert run_value_check(dataclasses.replace(original, binding=_perturbed(original.binding, 0.0))).verdict.ok
@@ -223,6 +237,7 @@ def _pytest(*args, cwd=ROOT, timeout=600):
     pytest.param("tf_keras", ("tf_keras:",), id="k2"),
     pytest.param("torch", ("torch:",), id="pt"),
     pytest.param("jax", ("jax:",), id="jx"),
+    pytest.param("paddle", ("paddle:",), id="pd"),
 ])
 def test_selection_by_framework_word(word, binding_prefixes, tmp_path):
     result = _pytest("--collect-only", "-q", "-k", word, f"--reports-dir={tmp_path}")
@@ -236,9 +251,14 @@ def test_selection_by_framework_word(word, binding_prefixes, tmp_path):
 @pytest.mark.parametrize("word, others", [
     pytest.param("torch", ("tensorflow", "keras", "jax"), id="pt"),
     pytest.param("jax", ("tensorflow", "keras", "torch"), id="jx"),
+    # Paddle's calls run in a worker process: the test process imports no framework at all
+    pytest.param("paddle", ("tensorflow", "keras", "torch", "jax", "paddle"), id="pd"),
 ])
 def test_selecting_one_framework_imports_no_other(word, others, tmp_path):
-    pytest.importorskip(word, reason=f"{word} is not installed: nothing to select")
+    import importlib.util
+
+    if importlib.util.find_spec(word) is None:  # not imported here: a framework may not share this process
+        pytest.skip(f"{word} is not installed: nothing to select")
     script = (
         "import sys, pytest\n"
         f"code = pytest.main(['-o', 'addopts=', '-p', 'no:cacheprovider', '-q', '-k', '{word} and article3',"
@@ -249,6 +269,29 @@ def test_selecting_one_framework_imports_no_other(word, others, tmp_path):
     result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert "IMPORTED []" in result.stdout, result.stdout[-3000:] + result.stderr[-3000:]
     assert result.returncode == 0
+
+
+def test_a_worker_process_runs_the_calls_and_survives_a_crash(monkeypatch):
+    """An isolated binding's call runs in its worker: a framework's error comes back as itself, a crash of the
+    worker fails that call with its exit code, and the next call starts a new worker."""
+    import importlib
+
+    from conformance.bindings import Problem
+    from conformance.isolation import WorkerCrashed
+
+    monkeypatch.syspath_prepend(str(ROOT / "tests" / "plugins"))
+    binding = importlib.import_module("isolated_worker").BINDINGS[0]
+
+    def problem(x):
+        return Problem("sigmoid", {"logits": np.array([x]), "labels": np.array([0.0])}, {}, "float64")
+
+    first = int(binding.call(problem(1.0))[0])
+    assert first != os.getpid() and int(binding.call(problem(2.0))[0]) == first  # one worker for the run
+    with pytest.raises(ValueError, match="refused: a negative logit"):
+        binding.call(problem(-1.0))
+    with pytest.raises(WorkerCrashed, match="exit code -11"):
+        binding.call(problem(float("nan")))
+    assert int(binding.call(problem(1.0))[0]) not in (first, os.getpid())
 
 
 def test_reports_are_written(tmp_path):

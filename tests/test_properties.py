@@ -31,13 +31,14 @@ def _ids(pairs):
 
 
 def _cases(select, dtypes=INVARIANT_DTYPES):
-    pairs = [(binding_id, dtype) for binding_id, binding in BINDINGS.items() if select(binding) for dtype in dtypes]
+    pairs = [(binding_id, dtype) for binding_id, binding in BINDINGS.items() if select(binding) for dtype in dtypes
+             if dtype in binding.dtypes]
     return pytest.mark.parametrize("binding_id, dtype", pairs, ids=_ids(pairs))
 
 
 def _binding(binding_id):
     binding = BINDINGS[binding_id]
-    missing = binding.missing_requirement()
+    missing = binding.missing_requirement() or binding.notes.get("properties")
     if missing:
         pytest.skip(missing)
     return binding
@@ -89,6 +90,8 @@ SPARSE_DENSE = [
     ("torch:nn.functional.cross_entropy", "torch:nn.functional.cross_entropy(probability_targets)"),
     ("torch:nn.CrossEntropyLoss", "torch:nn.CrossEntropyLoss(probability_targets)"),
     ("torch:nn.functional.nll_loss(log_softmax)", "torch:nn.functional.cross_entropy(probability_targets)"),
+    ("paddle:nn.functional.cross_entropy", "paddle:nn.functional.cross_entropy(soft_label=True)"),
+    ("paddle:nn.functional.softmax_with_cross_entropy", "paddle:nn.functional.softmax_with_cross_entropy(soft_label=True)"),
 ]
 
 
@@ -108,6 +111,7 @@ SIGMOID_SOFTMAX = [
      "tensorflow:keras.losses.categorical_crossentropy(from_logits=True)"),
     ("torch:nn.functional.binary_cross_entropy_with_logits", "torch:nn.functional.cross_entropy(probability_targets)"),
     ("torch:nn.BCEWithLogitsLoss", "torch:nn.CrossEntropyLoss(probability_targets)"),
+    ("paddle:nn.functional.binary_cross_entropy_with_logits", "paddle:nn.functional.cross_entropy(soft_label=True)"),
 ]
 
 
@@ -119,11 +123,14 @@ def test_sigmoid_is_two_class_softmax(first_id, second_id, dtype, data):
 
 
 def _smoothing_partner(binding):
-    """The binding computing the loss on uniform labels: itself, or torch's
-    probability-target form for class indices."""
-    if binding.family == "sparse_softmax":
-        return BINDINGS[binding.id.replace("(log_softmax)", "") + "(probability_targets)"]
-    return binding
+    """The binding computing the loss on uniform labels: itself, or the same API's
+    soft-label form for class indices (torch's probability targets, Paddle's soft_label)."""
+    if binding.family not in ("sparse_softmax", "sparse_categorical_probs"):
+        return binding
+    label = binding.id.replace("(log_softmax)", "")
+    candidates = (label + "(probability_targets)", label + "(soft_label=True)",
+                  label.replace("(", "(soft_label=True,", 1))
+    return BINDINGS[next(candidate for candidate in candidates if candidate in BINDINGS)]
 
 
 @_cases(lambda binding: "label_smoothing" in binding.options and not binding.opt_in)

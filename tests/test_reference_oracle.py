@@ -13,6 +13,7 @@ import pytest
 import reference
 from reference import core, oracle
 from reference.conventions import keras as ref_keras
+from reference.conventions import paddle as ref_paddle
 from reference.conventions import tf_keras as ref_tf_keras
 from reference.conventions import torch as ref_torch
 
@@ -233,6 +234,50 @@ class TestConventions:
         per_example = reference.sparse_softmax_cross_entropy(logits[:2], target[:2])
         expected = (0.5 * per_example[0] + 2.0 * per_example[1]) / 2.5
         assert ref_torch.cross_entropy(logits, target, weight=weight) == pytest.approx(expected, rel=1e-15)
+
+    def test_soft_label_class_weights_scale_the_whole_row(self):
+        """The class-axis-last convention with soft labels: weight_gather = t . w multiplies the row's whole
+        -sum_c t_c log softmax(x)_c (torch weighs each term instead), against mpmath; 'mean' divides by the
+        summed weight_gather, and the exact gradient is the row's factor times softmax(x) * sum(t) - t."""
+        import mpmath
+
+        mpmath.mp.dps = 50
+        logits = np.array([[0.0, 1.0, 2.0], [1.0, 1.0, 1.0], [3.0, -2.0, 0.5]])
+        labels = np.array([[0.2, 0.3, 0.5], [1.0, 0.0, 0.0], [0.0, 0.25, 0.75]])
+        weight = np.array([1.0, 2.0, 3.0])
+        rows, gathered = [], []
+        for x, t in zip(logits, labels):
+            log_z = mpmath.log(sum(mpmath.exp(mpmath.mpf(v)) for v in x))
+            row = -sum(mpmath.mpf(tc) * (mpmath.mpf(xc) - log_z) for xc, tc in zip(x, t))
+            factor = sum(mpmath.mpf(tc) * mpmath.mpf(wc) for tc, wc in zip(t, weight))
+            rows.append(factor * row)
+            gathered.append(factor)
+        got = ref_paddle.cross_entropy(logits, labels, weight=weight, soft_label=True, reduction="none")
+        assert _worst_ulps(got, rows) <= MAX_ULPS
+        mean = ref_paddle.cross_entropy(logits, labels, weight=weight, soft_label=True, reduction="mean")
+        assert oracle.float64_ulps(float(mean), sum(rows) / sum(gathered)) <= MAX_ULPS
+        torch_style = ref_torch.cross_entropy(logits, labels, weight=weight, reduction="none")
+        assert not np.allclose(got, torch_style)
+        grad, _ = ref_paddle.cross_entropy_gradient(logits, labels, weight=weight, soft_label=True, reduction="sum")
+        p = np.exp(logits - np.log(np.sum(np.exp(logits), axis=1, keepdims=True)))
+        factors = np.array([float(f) for f in gathered])[:, None]
+        assert np.allclose(grad, factors * (p * labels.sum(axis=1, keepdims=True) - labels), rtol=1e-14)
+
+    def test_hard_label_mean_counts_kept_labels_only_for_a_nonnegative_ignore_index(self):
+        """'mean' with ignore_index >= 0 divides by the kept labels (a divisor of 0 becomes 1, so all ignored
+        gives 0, not NaN); with the default -100 a label of -100 costs 0 but still counts in N."""
+        logits = np.array([[0.0, 1.0, 2.0], [0.0, 1.0, 2.0]])
+        row = float(np.log(np.sum(np.exp(logits[0]))) - 1.0)
+        assert float(ref_paddle.cross_entropy(logits, np.array([1, 1]), ignore_index=1)) == 0.0
+        assert float(ref_paddle.cross_entropy(logits, np.array([1, 0]), ignore_index=0)) == pytest.approx(row)
+        assert float(ref_paddle.cross_entropy(logits, np.array([1, -100]))) == pytest.approx(row / 2)
+        assert float(ref_torch.cross_entropy(logits, np.array([1, -100]))) == pytest.approx(row)
+
+    def test_probabilities_take_the_capped_log_of_zero(self):
+        """use_softmax=False: -log q of the given probabilities, with -log 0 capped at 1e20."""
+        got = ref_paddle.cross_entropy(np.array([[0.0, 1.0], [0.2, 0.8]]), np.array([0, 1]), use_softmax=False,
+                                       reduction="none")
+        assert got[0] == 1e20 and got[1] == pytest.approx(-math.log(0.8), rel=1e-15)
 
     def test_label_smoothing_mixes_in_the_uniform_target(self):
         logits = np.array([[1.0, 2.0, 3.0]])

@@ -117,6 +117,8 @@ class Binding:
     # the top-level modules whose distributions' versions decide this binding's
     # numbers (the reports print them); empty: those of ``requires``
     versions_of: tuple[str, ...] = ()
+    # the pyproject extra that installs ``requires`` (the skip hint names it); empty: the framework label
+    extra: str = ""
 
     def version_modules(self) -> tuple[str, ...]:
         return self.versions_of or tuple(module.split(".")[0] for module in self.requires)
@@ -148,7 +150,7 @@ class Binding:
         """Why this binding's framework cannot run here, or None."""
         for module in self.requires:
             if importlib.util.find_spec(module.split(".")[0]) is None:
-                return f"{module} is not installed (pip install -e '.[{self.framework}]' -c constraints.txt)"
+                return f"{module} is not installed (pip install -e '.[{self.extra or self.framework}]' -c constraints.txt)"
         return None
 
 

@@ -271,6 +271,17 @@ def test_selecting_one_framework_imports_no_other(word, others, tmp_path):
     assert result.returncode == 0
 
 
+def test_every_skip_hint_names_an_extra_of_the_project():
+    """A binding whose framework is absent tells the user which extra installs it: that extra must exist."""
+    import tomllib
+
+    from conformance.bindings import load_bindings
+
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    named = {binding.extra or binding.framework for binding in load_bindings().values()}
+    assert named <= set(extras), sorted(named - set(extras))
+
+
 def test_a_worker_process_runs_the_calls_and_survives_a_crash(monkeypatch):
     """An isolated binding's call runs in its worker: a framework's error comes back as itself, a crash of the
     worker fails that call with its exit code, and the next call starts a new worker."""

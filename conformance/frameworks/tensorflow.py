@@ -192,6 +192,7 @@ class KerasFlavour:
     sparse_object_options: tuple = ("ignore_class", "axis")
     # Keras 3 documents axis for its sparse loss but raises for any axis but -1; Keras 2 moves the axis last
     sparse_axis_last_only: bool = True
+    extra: str = ""  # the pyproject extra that installs it (empty: the framework label)
 
 
 class KerasLoss:
@@ -229,8 +230,8 @@ class KerasLoss:
     def mask(self, problem: Problem):
         if self.kind != "sparse":
             return None
-        return self.flavour.conventions.sparse_mask(problem.labels, problem.prediction, problem.options.get("ignore_class"),
-                                     problem.axis)
+        return self.flavour.conventions.sparse_mask(problem.labels, problem.prediction,
+                                                    problem.options.get("ignore_class"), problem.axis)
 
 
 def _keras():
@@ -240,15 +241,16 @@ def _keras():
 FOCAL_SCALE_OPTIONS = ("apply_class_balancing", "alpha", "gamma", "label_smoothing", "axis")
 
 
-def binary_focal_scale(problem: Problem):
-    return ref_keras.binary_focal_scale(problem.labels, problem.prediction, problem.family == "sigmoid",
-                                        **pick(problem, FOCAL_SCALE_OPTIONS))
+def binary_focal_scale(conventions, problem: Problem):
+    """The binary focal loss's rounding scale, by the flavour's convention module."""
+    return conventions.binary_focal_scale(problem.labels, problem.prediction, problem.family == "sigmoid",
+                                          **pick(problem, FOCAL_SCALE_OPTIONS))
 
 
-def categorical_focal_scale(problem: Problem):
-    return ref_keras.categorical_focal_scale(problem.labels, problem.prediction, problem.family == "softmax",
-                                             **pick(problem, FOCAL_SCALE_OPTIONS[1:]),
-                                             subnormal_growth=lambda q: subnormal_growth(q, problem.dtype))
+def categorical_focal_scale(conventions, problem: Problem):
+    return conventions.categorical_focal_scale(problem.labels, problem.prediction, problem.family == "softmax",
+                                               **pick(problem, FOCAL_SCALE_OPTIONS[1:]),
+                                               subnormal_growth=lambda q: subnormal_growth(q, problem.dtype))
 
 
 def _sample_weight(problem: Problem):
@@ -275,8 +277,8 @@ def _per_example(loss: KerasLoss, values, problem: Problem):
 def keras_gradient(loss: KerasLoss, from_logits: bool, problem: Problem, coefficients) -> dict:
     """d sum(c * values) / d prediction by the Keras convention (reference.conventions.keras)."""
     name = "logits" if from_logits else "probs"
-    return {name: loss.flavour.conventions.gradient(loss.kind, problem.labels, problem.prediction, coefficients, from_logits,
-                                     **pick(problem, loss.function_options))}
+    return {name: loss.flavour.conventions.gradient(loss.kind, problem.labels, problem.prediction, coefficients,
+                                                    from_logits, **pick(problem, loss.function_options))}
 
 
 def _values_shape(loss: KerasLoss, problem: Problem) -> list:
@@ -427,7 +429,7 @@ def _keras_binding(name, loss: KerasLoss, from_logits, call, reference, reduce, 
         family=loss.families[from_logits], call=call, reference=reference, reduce=reduce, dtypes=DTYPES,
         options={**options, **({"axis": {-1}} if loss.kind == "sparse" and "axis" in options
                                 and flavour.sparse_axis_last_only else {})},
-        defaults=defaults or {}, requires=flavour.requires, versions_of=flavour.versions_of,
+        defaults=defaults or {}, requires=flavour.requires, versions_of=flavour.versions_of, extra=flavour.extra,
         markers=flavour.markers + ((AS_CALLED,) if as_called else ()), doc=doc, **dtypes,
         scale=loss.scale, opt_in=loss.opt_in, gradient=gradient, reference_gradient=reference_gradient,
         computes_in_output_dtype=not dtypes,  # else it computes in float32 and rounds once
@@ -454,10 +456,10 @@ def keras_losses(flavour: KerasFlavour) -> list[KerasLoss]:
         KerasLoss(flavour, "binary_focal", "BinaryFocalCrossentropy", "binary_focal_crossentropy",
                   {True: "sigmoid", False: "binary_probs"},
                   ("apply_class_balancing", "alpha", "gamma", "label_smoothing", "axis"),
-                  scale=binary_focal_scale, opt_in=True),
+                  scale=functools.partial(binary_focal_scale, flavour.conventions), opt_in=True),
         KerasLoss(flavour, "categorical_focal", "CategoricalFocalCrossentropy", "categorical_focal_crossentropy",
                   {True: "softmax", False: "categorical_probs"}, ("alpha", "gamma", "label_smoothing", "axis"),
-                  scale=categorical_focal_scale, opt_in=True),
+                  scale=functools.partial(categorical_focal_scale, flavour.conventions), opt_in=True),
     ]
 
 

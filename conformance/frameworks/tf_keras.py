@@ -39,6 +39,6 @@ KERAS2 = KerasFlavour(
     versions_of=("tensorflow", "tf_keras"), losses_doc=TF_KERAS_DOCS, metrics_doc=TF_KERAS_METRICS_DOCS,
     default_reduction=ref_tf_keras.DEFAULT_REDUCTION,
     # tf_keras.losses.SparseCategoricalCrossentropy has no axis (its function has)
-    sparse_object_options=("ignore_class",), sparse_axis_last_only=False)
+    sparse_object_options=("ignore_class",), sparse_axis_last_only=False, extra="keras2")
 
 BINDINGS = keras_bindings(KERAS2)

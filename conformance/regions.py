@@ -138,13 +138,16 @@ def sigmoid_log_rounded_at_one(problem: Problem) -> np.ndarray:
         return loss < (1 + np.abs(x)) / 4
 
 
-def label_smoothing_applied(problem: Problem) -> np.ndarray:
-    """Every row of a class problem with label_smoothing > 0 (divergences of the smoothing itself)."""
-    return np.full(_output_shape(problem), float(problem.options.get("label_smoothing") or 0) > 0)
+def smoothed_hard_or_float64_labels(problem: Problem) -> np.ndarray:
+    """Every row of a problem with label_smoothing > 0 whose labels are class indices (Paddle smooths them into
+    soft labels of another shape) or float64 (Paddle builds the smoothed labels in float32)."""
+    smoothed = float(problem.options.get("label_smoothing") or 0) > 0
+    affected = problem.family.startswith("sparse") or problem.dtype == "float64"
+    return np.full(_output_shape(problem), smoothed and affected)
 
 
 REGIONS = {"sigmoid_cancellation": sigmoid_cancellation, "clipped_rows": clipped_rows, "offset_rows": offset_rows,
            "soft_label_cancellation": soft_label_cancellation, "one_minus_p_rounds": one_minus_p_rounds,
            "log_argument_rounds": log_argument_rounds, "half_precision": half_precision,
            "softmax_floor": softmax_floor, "sigmoid_log_rounded_at_one": sigmoid_log_rounded_at_one,
-           "label_smoothing_applied": label_smoothing_applied}
+           "smoothed_hard_or_float64_labels": smoothed_hard_or_float64_labels}

@@ -91,7 +91,8 @@ SPARSE_DENSE = [
     ("torch:nn.CrossEntropyLoss", "torch:nn.CrossEntropyLoss(probability_targets)"),
     ("torch:nn.functional.nll_loss(log_softmax)", "torch:nn.functional.cross_entropy(probability_targets)"),
     ("paddle:nn.functional.cross_entropy", "paddle:nn.functional.cross_entropy(soft_label=True)"),
-    ("paddle:nn.functional.softmax_with_cross_entropy", "paddle:nn.functional.softmax_with_cross_entropy(soft_label=True)"),
+    ("paddle:nn.functional.softmax_with_cross_entropy",
+     "paddle:nn.functional.softmax_with_cross_entropy(soft_label=True)"),
 ]
 
 

@@ -133,12 +133,9 @@ def cross_entropy_divisor(input, label, weight=None, ignore_index=DEFAULT_IGNORE
         return core.WORK(np.nan)
     t = soft_targets(x, label, soft_label, label_smoothing, axis)
     hard = t is None
-    if hard:
-        labels = _hard_labels(x, label, axis)
-        kept = labels != ignore_index if ignore_index >= 0 else np.ones(labels.shape, dtype=bool)
     if weight is None:
         if hard and ignore_index >= 0:
-            count = core.WORK(np.count_nonzero(kept))
+            count = core.WORK(np.count_nonzero(_hard_labels(x, label, axis) != ignore_index))
             return count + (count == 0)
         return core.WORK(x.size // x.shape[axis])
     a = cross_entropy_coefficients(x, label, weight, ignore_index if hard else DEFAULT_IGNORE_INDEX, soft_label,

@@ -8,7 +8,11 @@
 * a malformed case file fails collection with the file, case and field.
 
 The misbehaving framework is a bindings module written for the test and loaded
-with ``--bindings``, the interface any third party uses.
+with ``--bindings``, the interface any third party uses. Each child pytest runs
+on a case directory of one case (``--cases-dir``), so that it collects a
+handful of items instead of the whole suite, and starts with SIGINT at its
+default disposition: a run started in the background (a CI runner, ``nohup``)
+inherits SIGINT ignored, and its child would never see the interrupt.
 """
 
 import json
@@ -70,9 +74,25 @@ BINDINGS = [binding("honest", honest), binding("crashing", crashing), binding("s
 '''
 
 
+ONE_CASE = """
+cases:
+  - id: article1_sparse_rows
+    family: sparse_softmax
+    inputs:
+      logits: [[0.2, 0.1, 0.9], [0.2, 0.1, 0.9], [0.7, 0.4, 0.1]]
+      labels: [2, 1, 0]
+    dtypes: [float32]
+    bindings: ["numpy:*"]
+"""
+# a child that ends on its own within this never needs more; one that does not is killed
+CHILD_TIMEOUT = 120
+
+
 @pytest.fixture
 def misbehaving(tmp_path):
     (tmp_path / "misbehaving_bindings.py").write_text(BINDINGS_MODULE)
+    (tmp_path / "cases").mkdir()
+    (tmp_path / "cases" / "one.yaml").write_text(ONE_CASE)
     env = {**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
            "XENT_MARKER": str(tmp_path / "called")}
     return tmp_path, env
@@ -80,15 +100,24 @@ def misbehaving(tmp_path):
 
 def _command(tmp_path, *args):
     return [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-o", "addopts=",
-            "--bindings", "misbehaving_bindings", f"--junitxml={tmp_path / 'junit.xml'}",
-            f"--html={tmp_path / 'report.html'}", "--self-contained-html", f"--reports-dir={tmp_path}",
-            "tests/test_conformance.py", *args]
+            "--bindings", "misbehaving_bindings", f"--cases-dir={tmp_path / 'cases'}",
+            f"--junitxml={tmp_path / 'junit.xml'}", f"--html={tmp_path / 'report.html'}", "--self-contained-html",
+            f"--reports-dir={tmp_path}", "tests/test_conformance.py", *args]
+
+
+def _default_sigint():
+    """Runs in the child before exec: Ctrl-C's signal must reach it however this run was started."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def _run(command, env, **kwargs):
+    return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=CHILD_TIMEOUT,
+                          preexec_fn=_default_sigint, **kwargs)
 
 
 def test_a_crashing_call_fails_its_item_and_the_run_goes_on(misbehaving):
     tmp_path, env = misbehaving
-    result = subprocess.run(_command(tmp_path, "-q", "-k", "article1_sparse_rows and float32 and (honest or crashing)"),
-                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    result = _run(_command(tmp_path, "-q", "-k", "honest or crashing"), env)
     assert result.returncode == 1, result.stdout[-3000:]
     assert "1 failed, 1 passed" in result.stdout, result.stdout[-3000:]
     assert "the framework fell over" in result.stdout
@@ -99,16 +128,15 @@ def test_a_crashing_call_fails_its_item_and_the_run_goes_on(misbehaving):
 
 def test_a_dead_worker_is_a_crash_in_every_report_and_a_new_failure(misbehaving):
     tmp_path, env = misbehaving
-    selection = "article1_sparse_rows and float32 and (honest or aborting)"
+    selection = "honest or aborting"
     honest_id = "sparse_softmax-article1_sparse_rows-numpy:honest-float32"
     aborting_id = "sparse_softmax-article1_sparse_rows-numpy:aborting-float32"
     # the stored run in which the aborting binding still passed
     stored = {"environment": {}, "checks": [{"check": honest_id, "outcome": "passed", "max_ulp": 0.0},
                                             {"check": aborting_id, "outcome": "passed", "max_ulp": 0.0}]}
     (tmp_path / "stored.json").write_text(json.dumps(stored))
-    result = subprocess.run(_command(tmp_path, "-q", "-n", "2", "-k", selection,
-                                     f"--parity-baseline={tmp_path / 'stored.json'}"),
-                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    result = _run(_command(tmp_path, "-q", "-n", "2", "-k", selection,
+                           f"--parity-baseline={tmp_path / 'stored.json'}"), env)
     assert result.returncode == 1, result.stdout[-3000:]
     assert "crashed" in result.stdout, result.stdout[-3000:]
     parity = json.loads((tmp_path / "parity.json").read_text())
@@ -130,14 +158,20 @@ def test_a_dead_worker_is_a_crash_in_every_report_and_a_new_failure(misbehaving)
 
 def test_an_interrupted_run_still_writes_its_reports(misbehaving):
     tmp_path, env = misbehaving
-    process = subprocess.Popen(_command(tmp_path, "-q", "-k", "numpy and (honest or sleeping)", "-p", "no:randomly"),
-                               cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    deadline = time.monotonic() + 120
-    while not (tmp_path / "called").exists():
-        assert process.poll() is None and time.monotonic() < deadline, process.stdout.read()[-3000:]
-        time.sleep(0.2)
-    process.send_signal(signal.SIGINT)
-    output, _ = process.communicate(timeout=120)
+    process = subprocess.Popen(_command(tmp_path, "-q", "-k", "honest or sleeping", "-p", "no:randomly"),
+                               cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                               preexec_fn=_default_sigint)
+    try:
+        deadline = time.monotonic() + CHILD_TIMEOUT
+        while not (tmp_path / "called").exists():
+            assert process.poll() is None and time.monotonic() < deadline, process.stdout.read()[-3000:]
+            time.sleep(0.05)
+        process.send_signal(signal.SIGINT)
+        output, _ = process.communicate(timeout=CHILD_TIMEOUT)
+    finally:
+        if process.poll() is None:  # never leave a child running, whatever failed above
+            process.kill()
+            process.communicate()
     assert "KeyboardInterrupt" in output, output[-3000:]
     ElementTree.parse(tmp_path / "junit.xml")  # well-formed
     assert "</html>" in (tmp_path / "report.html").read_text()
@@ -158,8 +192,7 @@ def test_a_malformed_case_file_fails_collection_naming_file_case_and_field(tmp_p
               logits: [[1.0, "two", 3.0]]
               labels: [2]
     """))
-    result = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-o", "addopts=", "-q",
-                             f"--cases-dir={cases}", f"--reports-dir={tmp_path}", "tests/test_conformance.py"],
-                            cwd=ROOT, capture_output=True, text=True, timeout=300)
+    result = _run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-o", "addopts=", "-q",
+                   f"--cases-dir={cases}", f"--reports-dir={tmp_path}", "tests/test_conformance.py"], dict(os.environ))
     assert result.returncode != 0
     assert "broken.yaml: case 'broken_rows': field 'inputs.logits'" in result.stdout, result.stdout[-3000:]

@@ -149,9 +149,15 @@ class Binding:
     def missing_requirement(self) -> str | None:
         """Why this binding's framework cannot run here, or None."""
         for module in self.requires:
-            if importlib.util.find_spec(module.split(".")[0]) is None:
+            if not _importable(module.split(".")[0]):
                 return f"{module} is not installed (pip install -e '.[{self.extra or self.framework}]' -c constraints.txt)"
         return None
+
+
+@functools.lru_cache(maxsize=None)
+def _importable(top_level: str) -> bool:
+    """Whether a top-level module can be imported, asked once per process (tens of thousands of checks ask)."""
+    return importlib.util.find_spec(top_level) is not None
 
 
 def _per_dtype(declared, dtype: str) -> str | None:

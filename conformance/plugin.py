@@ -155,12 +155,18 @@ def pytest_terminal_summary(terminalreporter, config):
         return
     if config.pluginmanager.has_plugin("dsession") and not config.stash.get(COLLECTED_KEYS, set()):
         return  # under xdist the controller collects nothing: the tests that are not checks are unknown here
-    keys = config.stash.get(COLLECTED_KEYS, set())
-    stale = [entry for entry in suite.stale_divergences() if not any(entry.matches(key) for key in keys)]
+    stale = stale_divergences(config, suite)
     if stale and _whole_suite(config):
         terminalreporter.write_sep("=", "stale divergences", yellow=True)
         for entry in stale:
             terminalreporter.write_line(f"{entry.id}: matches no check ({', '.join(entry.match)})")
+
+
+def stale_divergences(config, suite=None) -> list:
+    """Entries that match no check of the suite and no collected test that is not a check."""
+    suite = suite or suite_of(config)
+    keys = config.stash.get(COLLECTED_KEYS, set())
+    return [entry for entry in suite.stale_divergences() if not any(entry.matches(key) for key in keys)]
 
 
 def _whole_suite(config) -> bool:

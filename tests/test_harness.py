@@ -209,26 +209,73 @@ def test_a_divergence_matching_nothing_is_stale(suite):
     assert ghost in divergence_data.stale([ghost, *suite.divergences], [(c.id, c.kind) for c in suite.checks])
 
 
-def test_no_shipped_divergence_is_stale(tmp_path):
-    result = _pytest("--collect-only", "-q", f"--reports-dir={tmp_path}")
-    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
-    assert "stale divergences" not in result.stdout, result.stdout[-2000:]
+def test_no_shipped_divergence_is_stale(whole_suite_collected):
+    assert [entry.id for entry in whole_suite_collected.stale] == []
 
 
 def test_a_stale_divergence_is_reported(tmp_path):
-    cases = tmp_path / "cases"
-    shutil.copytree(ROOT / "cases", cases)
-    with (cases / "divergences.yaml").open("a") as handle:
-        handle.write("\n  - id: ghost_entry\n    match: [\"sigmoid-no_such_case-*\"]\n"
-                     "    reason: a divergence that matches nothing at all\n    source: nowhere\n")
+    cases = _small_cases_dir(tmp_path, "published.yaml", divergences=False)
+    (cases / "divergences.yaml").write_text(
+        "divergences:\n  - id: ghost_entry\n    match: [\"sigmoid-no_such_case-*\"]\n"
+        "    reason: a divergence that matches nothing at all\n    source: nowhere\n")
     result = _pytest("--collect-only", "-q", f"--cases-dir={cases}", f"--reports-dir={tmp_path}")
     assert "stale divergences" in result.stdout and "ghost_entry" in result.stdout, result.stdout[-2000:]
 
 
-def _pytest(*args, cwd=ROOT, timeout=600):
+def _pytest(*args, cwd=ROOT, timeout=300):
     env = {**os.environ, "PYTHONHASHSEED": "0"}
     return subprocess.run([sys.executable, "-m", "pytest", "-o", "addopts=", "-p", "no:cacheprovider", *args],
                           cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env)
+
+
+def _small_cases_dir(tmp_path, *files, divergences=True):
+    """A case directory of a few of the shipped case files (and the divergences), so that a
+    child pytest collects hundreds of items instead of the whole suite."""
+    cases = tmp_path / "cases"
+    cases.mkdir()
+    for name in (*files, *(("divergences.yaml",) if divergences else ())):
+        shutil.copy(ROOT / "cases" / name, cases / name)
+    return cases
+
+
+@dataclasses.dataclass
+class Collected:
+    """The items of one in-process collection of the whole suite, with pytest's own ``-k`` matcher."""
+    items: list
+    stale: list
+
+    def selected(self, keyword: str) -> list[str]:
+        from _pytest.mark import KeywordMatcher
+        from _pytest.mark.expression import Expression
+
+        expression = Expression.compile(keyword)
+        return [item.nodeid for item in self.items if expression.evaluate(KeywordMatcher.from_item(item))]
+
+
+@pytest.fixture(scope="module")
+def whole_suite_collected(tmp_path_factory):
+    """The whole suite collected once, in this process (the suite itself is already built here), for every
+    self-test that asks what a selection picks or what is stale: one collection instead of one per test."""
+    from conformance.plugin import stale_divergences
+
+    class Keep:
+        items: list = []
+        stale: list = []
+
+        @pytest.hookimpl(trylast=True)
+        def pytest_collection_modifyitems(self, config, items):
+            self.items = list(items)
+
+        def pytest_collection_finish(self, session):
+            self.stale = stale_divergences(session.config)
+
+    keep = Keep()
+    directory = tmp_path_factory.mktemp("collected")
+    code = pytest.main(["--collect-only", "-o", "addopts=", "-p", "no:cacheprovider", "-p", "no:terminal",
+                        "-p", "no:xdist", f"--reports-dir={directory}", f"--rootdir={ROOT}", str(ROOT / "tests")],
+                       plugins=[keep])
+    assert code == 0 and keep.items, f"collecting the whole suite in-process ended with {code}"
+    return Collected(keep.items, keep.stale)
 
 
 @pytest.mark.parametrize("word, binding_prefixes", [
@@ -239,10 +286,9 @@ def _pytest(*args, cwd=ROOT, timeout=600):
     pytest.param("jax", ("jax:",), id="jx"),
     pytest.param("paddle", ("paddle:",), id="pd"),
 ])
-def test_selection_by_framework_word(word, binding_prefixes, tmp_path):
-    result = _pytest("--collect-only", "-q", "-k", word, f"--reports-dir={tmp_path}")
-    ids = [line for line in result.stdout.splitlines() if "::" in line]
-    assert ids, result.stdout + result.stderr
+def test_selection_by_framework_word(word, binding_prefixes, whole_suite_collected):
+    ids = whole_suite_collected.selected(word)
+    assert ids, f"-k {word} selects nothing"
     for node_id in ids:
         parameters = node_id.split("[", 1)[-1]
         assert any(prefix in parameters for prefix in binding_prefixes), node_id
@@ -255,18 +301,20 @@ def test_selection_by_framework_word(word, binding_prefixes, tmp_path):
     pytest.param("paddle", ("tensorflow", "keras", "torch", "jax", "paddle"), id="pd"),
 ])
 def test_selecting_one_framework_imports_no_other(word, others, tmp_path):
+    """A fresh interpreter is the point here (imports accumulate); its suite is the published cases only."""
     import importlib.util
 
     if importlib.util.find_spec(word) is None:  # not imported here: a framework may not share this process
         pytest.skip(f"{word} is not installed: nothing to select")
+    cases = _small_cases_dir(tmp_path, "published.yaml")
     script = (
         "import sys, pytest\n"
         f"code = pytest.main(['-o', 'addopts=', '-p', 'no:cacheprovider', '-q', '-k', '{word} and article3',"
-        f" '--reports-dir={tmp_path}', 'tests/test_conformance.py'])\n"
+        f" '--cases-dir={cases}', '--reports-dir={tmp_path}', 'tests/test_conformance.py'])\n"
         f"print('IMPORTED', sorted(m for m in {others!r} if m in sys.modules))\n"
         "sys.exit(code)\n"
     )
-    result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert "IMPORTED []" in result.stdout, result.stdout[-3000:] + result.stderr[-3000:]
     assert result.returncode == 0
 
@@ -307,8 +355,10 @@ def test_a_worker_process_runs_the_calls_and_survives_a_crash(monkeypatch):
 
 def test_reports_are_written(tmp_path):
     junit, html = tmp_path / "junit.xml", tmp_path / "report.html"
-    result = _pytest("-q", "-k", "article3 and float64", f"--junitxml={junit}", f"--html={html}",
-                     "--self-contained-html", f"--reports-dir={tmp_path}", "tests/test_conformance.py")
+    cases = _small_cases_dir(tmp_path, "published.yaml")
+    result = _pytest("-q", "-k", "article3 and float64 and torch and not compile", f"--junitxml={junit}",
+                     f"--html={html}", "--self-contained-html", f"--cases-dir={cases}", f"--reports-dir={tmp_path}",
+                     "tests/test_conformance.py")
     assert result.returncode == 0, result.stdout[-3000:]
     assert junit.exists() and html.exists()
     parity = json.loads((tmp_path / "parity.json").read_text())

@@ -119,6 +119,9 @@ class Binding:
     versions_of: tuple[str, ...] = ()
     # the pyproject extra that installs ``requires`` (the skip hint names it); empty: the framework label
     extra: str = ""
+    # the smallest size the property tests draw for a dimension: a compiled form (torch.compile) builds a new
+    # graph for every size 0 or 1 it meets, so its properties draw from 2 and reuse the cases' graphs
+    property_min_size: int = 1
 
     def version_modules(self) -> tuple[str, ...]:
         return self.versions_of or tuple(module.split(".")[0] for module in self.requires)

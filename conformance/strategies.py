@@ -50,10 +50,10 @@ def logits(draw, shape, dtype: str, regime: str) -> np.ndarray:
     return round_to(np.vectorize(_dyadic)(values), dtype) if values.size else round_to(values, dtype)
 
 
-def _shape(draw, rank_min: int = 2, rank_max: int = 2, classes_min: int = 2) -> tuple[int, ...]:
+def _shape(draw, rank_min: int = 2, rank_max: int = 2, classes_min: int = 2, min_size: int = 1) -> tuple[int, ...]:
     rank = draw(st.integers(rank_min, rank_max))
-    batch = tuple(draw(st.integers(1, 4)) for _ in range(rank - 1))
-    return batch + (draw(st.integers(classes_min, 7)),)
+    batch = tuple(draw(st.integers(min_size, 4)) for _ in range(rank - 1))
+    return batch + (draw(st.integers(max(classes_min, min_size), 7)),)
 
 
 @st.composite
@@ -68,10 +68,11 @@ def soft_labels(draw, shape, dtype: str) -> np.ndarray:
 
 
 @st.composite
-def class_problems(draw, family: str, dtype: str, regime: str | None = None, rank_max: int = 3) -> Problem:
+def class_problems(draw, family: str, dtype: str, regime: str | None = None, rank_max: int = 3,
+                   min_size: int = 1) -> Problem:
     """softmax (soft labels) or sparse_softmax (class indices), class axis last."""
     regime = regime or draw(st.sampled_from(REGIMES))
-    shape = _shape(draw, 2, rank_max)
+    shape = _shape(draw, 2, rank_max, min_size=min_size)
     x = draw(logits(shape, dtype, regime))
     if family == "softmax":
         labels = draw(soft_labels(shape, dtype))
@@ -86,9 +87,9 @@ def _outside_band(value: float, dtype: str) -> bool:
 
 
 @st.composite
-def sigmoid_problems(draw, dtype: str, regime: str | None = None) -> Problem:
+def sigmoid_problems(draw, dtype: str, regime: str | None = None, min_size: int = 1) -> Problem:
     regime = regime or draw(st.sampled_from(REGIMES))
-    shape = _shape(draw, 1, 2, classes_min=1)
+    shape = _shape(draw, 1, 2, classes_min=1, min_size=min_size)
     x = draw(logits(shape, dtype, regime))
     x = np.where(np.vectorize(lambda v: _outside_band(float(v), dtype))(x.astype(np.float64)), x, round_to(1.0, dtype))
     labels = draw(hnp.arrays(np.float64, shape, elements=st.sampled_from([0.0, 1.0, 0.0, 1.0, 0.25, 0.5, 0.875])))
@@ -107,9 +108,9 @@ def _inside_unit(probs: np.ndarray, dtype: str) -> np.ndarray:
 
 
 @st.composite
-def probability_problems(draw, dtype: str) -> Problem:
+def probability_problems(draw, dtype: str, min_size: int = 1) -> Problem:
     """Binary losses on probabilities strictly inside (0, 1)."""
-    shape = _shape(draw, 1, 2, classes_min=1)
+    shape = _shape(draw, 1, 2, classes_min=1, min_size=min_size)
     probs = draw(hnp.arrays(np.float64, shape, elements=st.floats(0.001, 0.999)))
     labels = draw(hnp.arrays(np.float64, shape, elements=st.sampled_from([0.0, 1.0, 0.25, 0.5])))
     return Problem("binary_probs", {"probs": _inside_unit(probs, dtype), "labels": round_to(labels, dtype)}, {},
@@ -117,8 +118,8 @@ def probability_problems(draw, dtype: str) -> Problem:
 
 
 @st.composite
-def categorical_probability_problems(draw, family: str, dtype: str) -> Problem:
-    shape = _shape(draw, 2, 2)
+def categorical_probability_problems(draw, family: str, dtype: str, min_size: int = 1) -> Problem:
+    shape = _shape(draw, 2, 2, min_size=min_size)
     raw = draw(hnp.arrays(np.float64, shape, elements=st.floats(0.01, 1.0)))
     probs = round_to(raw / raw.sum(axis=-1, keepdims=True), dtype)
     if family == "categorical_probs":
@@ -128,15 +129,15 @@ def categorical_probability_problems(draw, family: str, dtype: str) -> Problem:
     return Problem(family, {"probs": probs, "labels": labels}, {}, dtype)
 
 
-def problems(family: str, dtype: str, regime: str | None = None):
-    """A strategy of problems of ``family`` in ``dtype``."""
+def problems(family: str, dtype: str, regime: str | None = None, min_size: int = 1):
+    """A strategy of problems of ``family`` in ``dtype``, every dimension at least ``min_size``."""
     if family in ("softmax", "sparse_softmax"):
-        return class_problems(family, dtype, regime)
+        return class_problems(family, dtype, regime, min_size=min_size)
     if family == "sigmoid":
-        return sigmoid_problems(dtype, regime)
+        return sigmoid_problems(dtype, regime, min_size=min_size)
     if family == "binary_probs":
-        return probability_problems(dtype)
-    return categorical_probability_problems(family, dtype)
+        return probability_problems(dtype, min_size=min_size)
+    return categorical_probability_problems(family, dtype, min_size=min_size)
 
 
 def as_yaml_case(problem: Problem, case_id: str = "regression_from_property") -> str:

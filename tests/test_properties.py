@@ -50,6 +50,19 @@ def _pair_cases(pairs):
     return pytest.mark.parametrize("first_id, second_id, dtype", expanded, ids=ids)
 
 
+def _min_size(*bindings) -> int:
+    """The smallest dimension size every binding of a property draws (see Binding.property_min_size)."""
+    return max(binding.property_min_size for binding in bindings)
+
+
+def _problems(binding, dtype, *partners):
+    return strategies.problems(binding.family, dtype, min_size=_min_size(binding, *partners))
+
+
+def _class_problems(binding, dtype, regime=None, *partners):
+    return strategies.class_problems(binding.family, dtype, regime, min_size=_min_size(binding, *partners))
+
+
 def _class_logits(binding):
     return binding.family in CLASS_FAMILIES
 
@@ -58,14 +71,14 @@ def _class_logits(binding):
 @given(data=st.data())
 def test_agrees_with_reference(binding_id, dtype, data):
     binding = _binding(binding_id)
-    properties.agrees_with_reference(binding, data.draw(strategies.problems(binding.family, dtype)))
+    properties.agrees_with_reference(binding, data.draw(_problems(binding, dtype)))
 
 
 @_cases(_class_logits)
 @given(data=st.data())
 def test_shift_invariance(binding_id, dtype, data):
     binding = _binding(binding_id)
-    problem = data.draw(strategies.class_problems(binding.family, dtype, data.draw(st.sampled_from(["ordinary", "ties"]))))
+    problem = data.draw(_class_problems(binding, dtype, data.draw(st.sampled_from(["ordinary", "ties"]))))
     shift = data.draw(st.integers(-16, 16))
     properties.shift_invariant(binding, problem, shift)
 
@@ -74,7 +87,7 @@ def test_shift_invariance(binding_id, dtype, data):
 @given(data=st.data())
 def test_permutation_equivariance(binding_id, dtype, data):
     binding = _binding(binding_id)
-    problem = data.draw(strategies.class_problems(binding.family, dtype))
+    problem = data.draw(_class_problems(binding, dtype))
     permutation = np.asarray(data.draw(st.permutations(range(problem.inputs["logits"].shape[-1]))))
     properties.permutation_equivariant(binding, problem, permutation)
 
@@ -100,7 +113,7 @@ SPARSE_DENSE = [
 @given(data=st.data())
 def test_sparse_equals_one_hot(first_id, second_id, dtype, data):
     sparse, dense = _binding(first_id), _binding(second_id)
-    properties.sparse_equals_dense(sparse, dense, data.draw(strategies.class_problems("sparse_softmax", dtype)))
+    properties.sparse_equals_dense(sparse, dense, data.draw(_class_problems(sparse, dtype, None, dense)))
 
 
 SIGMOID_SOFTMAX = [
@@ -120,7 +133,8 @@ SIGMOID_SOFTMAX = [
 @given(data=st.data())
 def test_sigmoid_is_two_class_softmax(first_id, second_id, dtype, data):
     sigmoid, softmax = _binding(first_id), _binding(second_id)
-    properties.sigmoid_is_two_class_softmax(sigmoid, softmax, data.draw(strategies.sigmoid_problems(dtype)))
+    problem = data.draw(strategies.sigmoid_problems(dtype, min_size=_min_size(sigmoid, softmax)))
+    properties.sigmoid_is_two_class_softmax(sigmoid, softmax, problem)
 
 
 def _smoothing_partner(binding):
@@ -138,7 +152,7 @@ def _smoothing_partner(binding):
 @given(data=st.data())
 def test_label_smoothing_is_a_mix(binding_id, dtype, data):
     binding = _binding(binding_id)
-    problem = data.draw(strategies.problems(binding.family, dtype))
+    problem = data.draw(_problems(binding, dtype))
     smoothing = data.draw(st.sampled_from([0.05, 0.1, 0.3]))
     properties.label_smoothing_mixes(binding, problem, smoothing, _smoothing_partner(binding))
 
@@ -157,7 +171,7 @@ FOCAL_PLAIN = [
 @given(data=st.data())
 def test_focal_with_gamma_zero_is_plain(first_id, second_id, dtype, data):
     focal, plain = _binding(first_id), _binding(second_id)
-    properties.focal_without_focus_is_plain(focal, plain, data.draw(strategies.problems(focal.family, dtype)))
+    properties.focal_without_focus_is_plain(focal, plain, data.draw(_problems(focal, dtype, plain)))
 
 
 def _reduces(binding):
@@ -169,7 +183,7 @@ def _reduces(binding):
 @given(data=st.data())
 def test_sum_is_the_sum_of_none(binding_id, dtype, data):
     binding = _binding(binding_id)
-    properties.sum_is_sum_of_none(binding, data.draw(strategies.problems(binding.family, dtype)))
+    properties.sum_is_sum_of_none(binding, data.draw(_problems(binding, dtype)))
 
 
 def _weighted_mean(binding):
@@ -184,7 +198,7 @@ def _weighted_mean(binding):
 @given(data=st.data())
 def test_mean_is_weighted_sum_over_weights(binding_id, dtype, data):
     binding = _binding(binding_id)
-    problem = data.draw(strategies.problems(binding.family, dtype))
+    problem = data.draw(_problems(binding, dtype))
     prediction = problem.inputs["logits" if "logits" in problem.inputs else "probs"]
     if "weight" in binding.options:
         count = prediction.shape[-1]
@@ -204,25 +218,25 @@ def test_mean_is_weighted_sum_over_weights(binding_id, dtype, data):
 @given(data=st.data())
 def test_non_negative(binding_id, dtype, data):
     binding = _binding(binding_id)
-    properties.non_negative(binding, data.draw(strategies.problems(binding.family, dtype)))
+    properties.non_negative(binding, data.draw(_problems(binding, dtype)))
 
 
 @_cases(lambda binding: True)
 @given(data=st.data())
 def test_finite_where_the_loss_is(binding_id, dtype, data):
     binding = _binding(binding_id)
-    properties.finite_where_the_loss_is(binding, data.draw(strategies.problems(binding.family, dtype)))
+    properties.finite_where_the_loss_is(binding, data.draw(_problems(binding, dtype)))
 
 
 @_cases(lambda binding: _class_logits(binding) and "gamma" not in binding.options)
 @given(data=st.data())
 def test_at_least_minus_log_max_probability(binding_id, dtype, data):
     binding = _binding(binding_id)
-    properties.at_least_minus_log_max_probability(binding, data.draw(strategies.class_problems(binding.family, dtype)))
+    properties.at_least_minus_log_max_probability(binding, data.draw(_class_problems(binding, dtype)))
 
 
 @_cases(lambda binding: _class_logits(binding) and binding.gradient is not None)
 @given(data=st.data())
 def test_gradient_sums_to_zero(binding_id, dtype, data):
     binding = _binding(binding_id)
-    properties.gradient_sums_to_zero(binding, data.draw(strategies.class_problems(binding.family, dtype)))
+    properties.gradient_sums_to_zero(binding, data.draw(_class_problems(binding, dtype)))

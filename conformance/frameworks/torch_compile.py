@@ -7,10 +7,14 @@ convention as the eager form (:mod:`reference.conventions.torch`):
 
 * ``torch:compile.<api>``: ``torch.compile`` with the inductor backend (C++
   code built by g++ on CPU), ``dynamic=True`` and ``fullgraph=True``. One
-  compiled function per loss serves every case: shapes are symbolic, so only a
-  new rank, dtype, size-0/1 pattern or option value compiles again (about 100
-  graphs per dtype over the cases; the recompile limit is raised so that dynamo
-  never falls back to eager without saying so). The value is computed as a
+  compiled function per loss serves every case: shapes are symbolic, and
+  ``weight`` and ``ignore_index`` are always passed to class-index and binary
+  losses (ones and -100, their documented defaults, where a case sets none), as
+  a tensor and an unspecialised int, so only a new rank, dtype, reduction,
+  size-0/1 pattern or ``label_smoothing`` value compiles again (the recompile limit is raised so
+  that dynamo never falls back to eager without saying so); the property tests
+  draw sizes from 2 (``property_min_size``) and so reuse the cases' graphs.
+  The value is computed as a
   training loop computes it, from an input that requires grad, so that the
   value check and the gradient check share one compiled graph; the gradient is
   AOTAutograd's compiled backward. Inductor caches what it builds on disk
@@ -38,6 +42,8 @@ COMPILE_DOCS = "https://docs.pytorch.org/docs/2.13/generated/torch.compile.html"
 AUTOCAST_DOCS = "https://docs.pytorch.org/docs/2.13/amp.html#cpu-ops-that-can-autocast-to-float32"
 # more distinct (rank, dtype, option value) signatures than the suite has cases
 RECOMPILE_LIMIT = 4096
+# torch.nn.functional.cross_entropy's documented default
+IGNORE_INDEX_DEFAULT = -100
 # autocast's float32 list: half precision is computed and returned in float32, float64 untouched
 AUTOCAST_COMPUTE_DTYPES = {"float16": "float32", "bfloat16": "float32"}
 
@@ -53,7 +59,9 @@ _COMPILED: dict = {}
 
 
 def _compiled(loss: str):
-    """One compiled function per loss for the whole run (torch.compile caches its graphs on it)."""
+    """One compiled function per loss for the whole run (torch.compile caches its graphs on it). The tensor
+    options are parameters of their own: dynamo treats a tensor inside ``**kwargs`` as static, so a
+    weight passed there would compile again for every class count."""
     if loss not in _COMPILED:
         torch = eager._torch()
         import torch._dynamo
@@ -61,8 +69,13 @@ def _compiled(loss: str):
         torch._dynamo.config.recompile_limit = RECOMPILE_LIMIT
         torch._dynamo.config.accumulated_recompile_limit = RECOMPILE_LIMIT
         function = getattr(torch.nn.functional, loss)
-        _COMPILED[loss] = torch.compile(lambda x, target, **options: function(x, target, **options),
-                                        dynamic=True, fullgraph=True)
+
+        def loss_of(x, target, weight=None, pos_weight=None, **options):
+            if pos_weight is not None:
+                options["pos_weight"] = pos_weight
+            return function(x, target, weight=weight, **options)
+
+        _COMPILED[loss] = torch.compile(loss_of, dynamic=True, fullgraph=True)
     return _COMPILED[loss]
 
 
@@ -70,10 +83,33 @@ def _arguments(problem: Problem, names):
     return eager.tensor(eager._target(problem)), eager._tensor_options(problem, names)
 
 
+def _with_documented_defaults(problem: Problem, x, options: dict, names) -> dict:
+    """``weight`` always passed, as ones where the case sets none, and ``ignore_index`` as -100: the values
+    torch documents as their defaults, so the loss is the same, and as a tensor and an unspecialised int
+    they let one graph serve cases with and without them (a None weight or an absent ignore_index is a
+    graph of its own for every rank, dtype and reduction). Not for probability targets, where a class
+    weight makes torch specialise the graph on the class count, and not for integer inputs, whose
+    behaviour entries record what torch does with them."""
+    torch = eager._torch()
+    if not hasattr(x, "is_floating_point") or not x.is_floating_point() or problem.family == "softmax":
+        return options
+    options = dict(options)
+    if "weight" in names and "weight" not in options:
+        class_weights = problem.family == "sparse_softmax"  # the binary losses' weight is elementwise
+        shape = (x.shape[1 if x.dim() > 1 else 0],) if class_weights else x.shape
+        options["weight"] = torch.ones(shape, dtype=x.dtype)
+    if "ignore_index" in names and "ignore_index" not in options:
+        options["ignore_index"] = IGNORE_INDEX_DEFAULT
+    return options
+
+
 def _compiled_forward(loss: str, names):
     def forward(problem: Problem, x):
         target, options = _arguments(problem, names)
-        return _compiled(loss)(x, target, **options)
+        # contiguous, as a training loop's batches are: a case whose class axis was moved would otherwise
+        # hand dynamo a strided view, and every stride pattern is a graph of its own
+        x, target = (value.contiguous() if hasattr(value, "contiguous") else value for value in (x, target))
+        return _compiled(loss)(x, target, **_with_documented_defaults(problem, x, options, names))
 
     return forward
 
@@ -116,7 +152,7 @@ def _forms() -> list[Binding]:
     for binding_id, (loss, names) in LOSSES.items():
         binding = by_id[binding_id]
         forms.append(_form(binding, "compile", f"torch.compile({binding.api})", _compiled_forward(loss, names),
-                           COMPILE_DOCS, "compile"))
+                           COMPILE_DOCS, "compile", property_min_size=2))
         forms.append(_form(binding, "autocast", f"torch.autocast('cpu', torch.bfloat16): {binding.api}",
                            _autocast_forward(loss, names), AUTOCAST_DOCS, "autocast",
                            compute_dtype=AUTOCAST_COMPUTE_DTYPES))

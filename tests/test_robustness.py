@@ -15,8 +15,10 @@ default disposition: a run started in the background (a CI runner, ``nohup``)
 inherits SIGINT ignored, and its child would never see the interrupt.
 """
 
+import html
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -124,6 +126,12 @@ def test_a_crashing_call_fails_its_item_and_the_run_goes_on(misbehaving):
     parity = json.loads((tmp_path / "parity.json").read_text())
     outcomes = {check["binding"]: check["outcome"] for check in parity["checks"] if check["kind"] == "value"}
     assert outcomes == {"numpy:honest": "passed", "numpy:crashing": "failed"}
+    # pytest-html's table lists the failure with its message; the passed item is counted, not listed
+    page = (tmp_path / "report.html").read_text()
+    blob = json.loads(html.unescape(re.search(r'data-jsonblob="([^"]*)"', page).group(1)))
+    rows = {node_id: entries for node_id, entries in blob["tests"].items() if entries}
+    assert [node_id for node_id in rows if "crashing" in node_id] and not [n for n in rows if "honest" in n], rows
+    assert "the framework fell over" in json.dumps(rows) and "1 Passed" in page and "1 passed and 0 skipped" in page
 
 
 def test_a_dead_worker_is_a_crash_in_every_report_and_a_new_failure(misbehaving):

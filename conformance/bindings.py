@@ -122,6 +122,9 @@ class Binding:
     # the smallest size the property tests draw for a dimension: a compiled form (torch.compile) builds a new
     # graph for every size 0 or 1 it meets, so its properties draw from 2 and reuse the cases' graphs
     property_min_size: int = 1
+    # work that can be done ahead, in another process, to make the checks' calls cheap: a call whose
+    # framework caches what it builds on disk (torch.compile's graphs); see conformance.prepare
+    prepare: Callable[[Problem], Any] | None = None
 
     def version_modules(self) -> tuple[str, ...]:
         return self.versions_of or tuple(module.split(".")[0] for module in self.requires)

@@ -69,6 +69,9 @@ def pytest_configure(config):
         except (CaseError, BindingError):
             generated = ()  # collection reports the broken case file
     config.pluginmanager.register(reports.Recorder(config, stored, generated), "xent-conformance-recorder")
+    from conformance.prepare import Preparer
+
+    config.pluginmanager.register(Preparer(config), "xent-conformance-preparer")
 
 
 def suite_of(config):

@@ -13,8 +13,10 @@ convention as the eager form (:mod:`reference.conventions.torch`):
   a tensor and an unspecialised int, so only a new rank, dtype, reduction,
   size-0/1 pattern or ``label_smoothing`` value compiles again (the recompile limit is raised so
   that dynamo never falls back to eager without saying so); the property tests
-  draw sizes from 2 (``property_min_size``) and so reuse the cases' graphs.
-  The value is computed as a
+  draw sizes from 2 (``property_min_size``) and so reuse the cases' graphs. In a
+  plain ``pytest`` a background process builds the selected checks' graphs ahead,
+  from the last check backwards, on the core the run leaves idle
+  (``conformance.prepare``). The value is computed as a
   training loop computes it, from an input that requires grad, so that the
   value check and the gradient check share one compiled graph; the gradient is
   AOTAutograd's compiled backward. Inductor caches what it builds on disk
@@ -144,6 +146,12 @@ def _form(binding: Binding, prefix: str, api: str, forward, doc: str, marker: st
         gradient=eager._autograd(forward), doc=doc, markers=(*binding.markers, marker), **changes)
 
 
+def _compiling(forward):
+    """What a compiled check builds ahead (conformance.prepare): the call compiles the forward and the
+    backward graph into inductor's on-disk cache, where the check's own call then finds them."""
+    return _training_caller(forward)
+
+
 def _forms() -> list[Binding]:
     from conformance.frameworks.torch import BINDINGS as EAGER
 
@@ -152,7 +160,8 @@ def _forms() -> list[Binding]:
     for binding_id, (loss, names) in LOSSES.items():
         binding = by_id[binding_id]
         forms.append(_form(binding, "compile", f"torch.compile({binding.api})", _compiled_forward(loss, names),
-                           COMPILE_DOCS, "compile", property_min_size=2))
+                           COMPILE_DOCS, "compile", property_min_size=2,
+                           prepare=_compiling(_compiled_forward(loss, names))))
         forms.append(_form(binding, "autocast", f"torch.autocast('cpu', torch.bfloat16): {binding.api}",
                            _autocast_forward(loss, names), AUTOCAST_DOCS, "autocast",
                            compute_dtype=AUTOCAST_COMPUTE_DTYPES))

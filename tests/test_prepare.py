@@ -1,0 +1,131 @@
+"""Self-tests of the work done ahead (conformance.prepare): the background process
+prepares the listed checks from the last to the first, survives a failing call,
+and starts only where a core is idle; a plain run starts it and stops it."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from conformance import prepare
+
+pytestmark = pytest.mark.selftest
+ROOT = Path(__file__).resolve().parent.parent
+
+BINDINGS_MODULE = '''
+import os
+from pathlib import Path
+
+import numpy as np
+
+from conformance.bindings import Binding
+from reference.conventions import tensorflow as ref_tf
+
+
+def reference(problem):
+    return ref_tf.sparse_softmax_cross_entropy_with_logits(problem.labels, problem.prediction, extended=True)
+
+
+def call(problem):
+    return np.asarray(reference(problem), dtype=np.float64).astype(problem.dtype)
+
+
+def prepare(problem):
+    with open(os.environ["XENT_PREPARED"], "a") as log:
+        log.write(f"{problem.dtype} {problem.prediction.shape[0]}\\n")
+    if problem.prediction.shape[0] == 2:
+        raise RuntimeError("a framework error while preparing")
+
+
+BINDINGS = [Binding(id="numpy:ahead", api="numpy.ahead", framework="numpy", family="sparse_softmax", call=call,
+                    reference=reference, dtypes=frozenset({"float32", "float64"}), prepare=prepare)]
+'''
+
+CASES = """
+cases:
+""" + "".join(f"""
+  - id: ahead_rows_{rows}
+    family: sparse_softmax
+    inputs:
+      logits: {{normal: {{shape: [{rows}, 3], seed: {rows}}}}}
+      labels: {{integers: {{shape: [{rows}], low: 0, high: 3, seed: {rows}}}}}
+    bindings: ["numpy:*"]
+""" for rows in (1, 2, 3))
+
+
+@pytest.fixture
+def ahead(tmp_path, monkeypatch):
+    (tmp_path / "ahead_bindings.py").write_text(BINDINGS_MODULE)
+    (tmp_path / "cases").mkdir()
+    (tmp_path / "cases" / "ahead.yaml").write_text(textwrap.dedent(CASES))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    log = tmp_path / "prepared.log"
+    monkeypatch.setenv("XENT_PREPARED", str(log))
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")]))
+    return tmp_path, log
+
+
+def test_checks_are_prepared_from_the_last_and_a_failure_does_not_stop_it(ahead):
+    tmp_path, log = ahead
+    ids = [f"sparse_softmax-ahead_rows_{rows}-numpy:ahead-{dtype}" for rows in (1, 2, 3)
+           for dtype in ("float32", "float64")]
+    listing = {"cases_dir": str(tmp_path / "cases"), "bindings": ["ahead_bindings"], "checks": ids}
+    assert prepare.prepare_all(listing) == 6
+    assert log.read_text().split("\n")[:-1] == ["float64 3", "float32 3", "float64 2", "float32 2", "float64 1",
+                                                  "float32 1"]
+
+
+def _config(**option):
+    defaults = {"numprocesses": None, "collectonly": False}
+    return SimpleNamespace(option=SimpleNamespace(**{**defaults, **option}))
+
+
+def test_it_starts_only_where_a_core_is_idle(monkeypatch):
+    monkeypatch.delenv("XENT_PREPARE", raising=False)
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    assert prepare.Preparer(_config()).wanted()
+    assert not prepare.Preparer(_config(numprocesses=2)).wanted()  # xdist's workers use every core
+    assert not prepare.Preparer(_config(collectonly=True)).wanted()
+    worker = _config()
+    worker.workerinput = {}
+    assert not prepare.Preparer(worker).wanted()
+    monkeypatch.setattr(os, "cpu_count", lambda: 1)
+    assert not prepare.Preparer(_config()).wanted()
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    monkeypatch.setenv("XENT_PREPARE", "0")
+    assert not prepare.Preparer(_config()).wanted()
+
+
+def test_a_plain_run_prepares_its_checks_ahead(ahead, monkeypatch):
+    tmp_path, log = ahead
+    monkeypatch.setattr(prepare, "MINIMUM_CHECKS", 1)
+    monkeypatch.delenv("XENT_PREPARE", raising=False)
+    script = textwrap.dedent(f"""
+        import sys, time, pytest
+        from conformance import prepare
+        prepare.MINIMUM_CHECKS = 1
+        started = []
+
+        class Wait:
+            def pytest_sessionfinish(self, session):
+                preparer = session.config.pluginmanager.get_plugin("xent-conformance-preparer")
+                started.append(preparer.started)
+                deadline = time.monotonic() + 60
+                while preparer.process.poll() is None and time.monotonic() < deadline:
+                    time.sleep(0.05)
+
+        code = pytest.main(["-q", "-o", "addopts=", "-p", "no:cacheprovider", "--bindings", "ahead_bindings",
+                            "--cases-dir={tmp_path / 'cases'}", "--reports-dir={tmp_path}", "-k", "float64",
+                            "tests/test_conformance.py"], plugins=[Wait()])
+        print("STARTED", started)
+        sys.exit(code)
+    """)
+    result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "STARTED [True]" in result.stdout
+    assert log.read_text().split("\n")[:-1] == ["float64 3", "float64 2", "float64 1"]

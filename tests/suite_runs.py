@@ -6,6 +6,7 @@ suite fails an injected implementation."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import xml.etree.ElementTree as ElementTree
@@ -30,3 +31,13 @@ def outcomes_with_bindings(module: str, selection: str, directory: Path, test_fi
         failed = case.find("failure") is not None or case.find("error") is not None
         outcomes[name] = "failed" if failed else "skipped" if case.find("skipped") is not None else "passed"
     return outcomes
+
+
+def small_cases_dir(directory: Path, *files: str, divergences: bool = True) -> Path:
+    """``directory``/cases holding a few of the shipped case files (and the divergences), so that a child
+    pytest collects hundreds of items instead of the whole suite."""
+    cases = directory / "cases"
+    cases.mkdir(parents=True)
+    for name in (*files, *(("divergences.yaml",) if divergences else ())):
+        shutil.copy(ROOT / "cases" / name, cases / name)
+    return cases

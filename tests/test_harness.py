@@ -16,6 +16,7 @@ from conformance import divergences as divergence_data
 from conformance.bindings import Binding
 from conformance.runner import failure_message, run_value_check
 from conformance.suite import build, skip_reason
+from suite_runs import small_cases_dir
 
 pytestmark = pytest.mark.selftest
 ROOT = Path(__file__).resolve().parent.parent
@@ -214,7 +215,7 @@ def test_no_shipped_divergence_is_stale(whole_suite_collected):
 
 
 def test_a_stale_divergence_is_reported(tmp_path):
-    cases = _small_cases_dir(tmp_path, "published.yaml", divergences=False)
+    cases = small_cases_dir(tmp_path, "published.yaml", divergences=False)
     (cases / "divergences.yaml").write_text(
         "divergences:\n  - id: ghost_entry\n    match: [\"sigmoid-no_such_case-*\"]\n"
         "    reason: a divergence that matches nothing at all\n    source: nowhere\n")
@@ -226,16 +227,6 @@ def _pytest(*args, cwd=ROOT, timeout=300):
     env = {**os.environ, "PYTHONHASHSEED": "0"}
     return subprocess.run([sys.executable, "-m", "pytest", "-o", "addopts=", "-p", "no:cacheprovider", *args],
                           cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env)
-
-
-def _small_cases_dir(tmp_path, *files, divergences=True):
-    """A case directory of a few of the shipped case files (and the divergences), so that a
-    child pytest collects hundreds of items instead of the whole suite."""
-    cases = tmp_path / "cases"
-    cases.mkdir()
-    for name in (*files, *(("divergences.yaml",) if divergences else ())):
-        shutil.copy(ROOT / "cases" / name, cases / name)
-    return cases
 
 
 @dataclasses.dataclass
@@ -306,7 +297,7 @@ def test_selecting_one_framework_imports_no_other(word, others, tmp_path):
 
     if importlib.util.find_spec(word) is None:  # not imported here: a framework may not share this process
         pytest.skip(f"{word} is not installed: nothing to select")
-    cases = _small_cases_dir(tmp_path, "published.yaml")
+    cases = small_cases_dir(tmp_path, "published.yaml")
     script = (
         "import sys, pytest\n"
         f"code = pytest.main(['-o', 'addopts=', '-p', 'no:cacheprovider', '-q', '-k', '{word} and article3',"
@@ -355,7 +346,7 @@ def test_a_worker_process_runs_the_calls_and_survives_a_crash(monkeypatch):
 
 def test_reports_are_written(tmp_path):
     junit, html = tmp_path / "junit.xml", tmp_path / "report.html"
-    cases = _small_cases_dir(tmp_path, "published.yaml")
+    cases = small_cases_dir(tmp_path, "published.yaml")
     result = _pytest("-q", "-k", "article3 and float64 and torch and not compile", f"--junitxml={junit}",
                      f"--html={html}", "--self-contained-html", f"--cases-dir={cases}", f"--reports-dir={tmp_path}",
                      "tests/test_conformance.py")

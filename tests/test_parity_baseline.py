@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from conformance import baseline
+from suite_runs import small_cases_dir
 
 pytestmark = pytest.mark.selftest
 ROOT = Path(__file__).resolve().parent.parent
@@ -95,10 +96,11 @@ def test_a_bad_baseline_file_is_named_in_a_clear_error(tmp_path, content, messag
 def _run(tmp_path, name, perturb_ulps, *extra):
     env = {**os.environ, "XENT_PERTURB_ULPS": str(perturb_ulps),
            "PYTHONPATH": os.pathsep.join([str(PLUGINS), os.environ.get("PYTHONPATH", "")])}
+    cases = small_cases_dir(tmp_path / f"{name}-cases", "published.yaml")
     return subprocess.run(
         [sys.executable, "-m", "pytest", "-o", "addopts=", "-p", "no:cacheprovider", "-q", "--bindings",
-         "perturbed_numpy", "-k", "perturbed and article0", f"--reports-dir={tmp_path / name}", *extra,
-         "tests/test_conformance.py"],
+         "perturbed_numpy", "-k", "perturbed and article0", f"--cases-dir={cases}", f"--reports-dir={tmp_path / name}",
+         *extra, "tests/test_conformance.py"],
         cwd=ROOT, capture_output=True, text=True, timeout=600, env=env)
 
 

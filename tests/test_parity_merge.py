@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from suite_runs import small_cases_dir
+
 pytestmark = pytest.mark.selftest
 ROOT = Path(__file__).resolve().parent.parent
 PLUGINS = ROOT / "tests" / "plugins"
@@ -21,9 +23,11 @@ PLUGINS = ROOT / "tests" / "plugins"
 
 def _run(module: str, directory: Path) -> Path:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(PLUGINS), os.environ.get("PYTHONPATH", "")])}
+    cases = small_cases_dir(directory, "published.yaml")
     subprocess.run([sys.executable, "-m", "pytest", "-o", "addopts=", "-p", "no:cacheprovider", "-q",
-                    "--bindings", module, "-k", "numpy and article0", f"--reports-dir={directory}",
-                    "tests/test_conformance.py"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+                    "--bindings", module, "-k", "numpy and article0", f"--cases-dir={cases}",
+                    f"--reports-dir={directory}", "tests/test_conformance.py"],
+                   cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert (directory / "parity.json").exists()
     return directory / "parity.json"
 

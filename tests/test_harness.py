@@ -347,7 +347,9 @@ def test_a_worker_process_runs_the_calls_and_survives_a_crash(monkeypatch):
 def test_reports_are_written(tmp_path):
     junit, html = tmp_path / "junit.xml", tmp_path / "report.html"
     cases = small_cases_dir(tmp_path, "published.yaml")
-    result = _pytest("-q", "-k", "article3 and float64 and torch and not compile", f"--junitxml={junit}",
+    # whichever frameworks this environment has (a single-framework tox environment has one); not the compiled
+    # forms, whose inductor builds this test does not need
+    result = _pytest("-q", "-k", "article3 and float64 and not compile", f"--junitxml={junit}",
                      f"--html={html}", "--self-contained-html", f"--cases-dir={cases}", f"--reports-dir={tmp_path}",
                      "tests/test_conformance.py")
     assert result.returncode == 0, result.stdout[-3000:]

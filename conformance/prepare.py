@@ -33,16 +33,14 @@ NICENESS = 10
 
 
 def _prepared_checks(items) -> list:
-    checks = []
-    for item in items:
-        callspec = getattr(item, "callspec", None)
-        if callspec is None:
-            continue
-        for name in ("value_check", "behaviour_check", "gradient_check"):
-            check = callspec.params.get(name)
-            if getattr(getattr(check, "binding", None), "prepare", None) is not None and not check.skip:
-                checks.append(check)
-    return checks
+    """The selected checks, in run order, whose binding can prepare them."""
+    from conformance.plugin import CHECK_FIXTURES
+    from conformance.suite import Check
+
+    params = (getattr(item, "callspec", None) for item in items)
+    checks = (spec.params.get(name) for spec in params if spec is not None for name in CHECK_FIXTURES)
+    return [check for check in checks
+            if isinstance(check, Check) and check.binding.prepare is not None and not check.skip]
 
 
 class Preparer:

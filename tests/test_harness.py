@@ -250,8 +250,8 @@ def whole_suite_collected(tmp_path_factory):
     from conformance.plugin import stale_divergences
 
     class Keep:
-        items: list = []
-        stale: list = []
+        def __init__(self):
+            self.items, self.stale = [], []
 
         @pytest.hookimpl(trylast=True)
         def pytest_collection_modifyitems(self, config, items):

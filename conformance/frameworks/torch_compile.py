@@ -146,12 +146,6 @@ def _form(binding: Binding, prefix: str, api: str, forward, doc: str, marker: st
         gradient=eager._autograd(forward), doc=doc, markers=(*binding.markers, marker), **changes)
 
 
-def _compiling(forward):
-    """What a compiled check builds ahead (conformance.prepare): the call compiles the forward and the
-    backward graph into inductor's on-disk cache, where the check's own call then finds them."""
-    return _training_caller(forward)
-
-
 def _forms() -> list[Binding]:
     from conformance.frameworks.torch import BINDINGS as EAGER
 
@@ -159,9 +153,11 @@ def _forms() -> list[Binding]:
     forms = []
     for binding_id, (loss, names) in LOSSES.items():
         binding = by_id[binding_id]
-        forms.append(_form(binding, "compile", f"torch.compile({binding.api})", _compiled_forward(loss, names),
-                           COMPILE_DOCS, "compile", property_min_size=2,
-                           prepare=_compiling(_compiled_forward(loss, names))))
+        compiled = _form(binding, "compile", f"torch.compile({binding.api})", _compiled_forward(loss, names),
+                         COMPILE_DOCS, "compile", property_min_size=2)
+        # built ahead (conformance.prepare): the call compiles the forward and the backward graph into
+        # inductor's on-disk cache, where the check's own call then finds them
+        forms.append(dataclasses.replace(compiled, prepare=compiled.call))
         forms.append(_form(binding, "autocast", f"torch.autocast('cpu', torch.bfloat16): {binding.api}",
                            _autocast_forward(loss, names), AUTOCAST_DOCS, "autocast",
                            compute_dtype=AUTOCAST_COMPUTE_DTYPES))

@@ -12,6 +12,11 @@ framework's own cache. Nothing is judged there and nothing it computes is used:
 every check still calls its framework itself, and a graph loaded from
 inductor's cache is the code a warm cache gives any user.
 
+In such a run the checks to prepare, and the property tests of their bindings,
+run last (a stable reorder, see :meth:`Preparer.pytest_collection_modifyitems`):
+the background process then builds graphs from the end for as long as the run
+spends on everything else, instead of meeting the run half-way through.
+
 It starts only where it can help: not under xdist (its workers already use
 every core), not on a single-core machine, not with ``XENT_PREPARE=0``, and not
 for fewer than :data:`MINIMUM_CHECKS` checks. It runs at a lower priority, so
@@ -27,9 +32,28 @@ import sys
 import tempfile
 from pathlib import Path
 
+import pytest
+
 MINIMUM_CHECKS = 20
 # the run's own compilers keep priority over the work done ahead
 NICENESS = 10
+
+
+def _prepares(item, bindings) -> bool:
+    """Whether ``item`` runs a binding that declares ``prepare``: a check of one, or a test (a property test)
+    parametrized with its id."""
+    from conformance.plugin import CHECK_FIXTURES
+    from conformance.suite import Check
+
+    spec = getattr(item, "callspec", None)
+    if spec is None:
+        return False
+    for name, value in spec.params.items():
+        binding = value.binding if name in CHECK_FIXTURES and isinstance(value, Check) else (
+            bindings.get(value) if isinstance(value, str) else None)
+        if binding is not None and binding.prepare is not None:
+            return True
+    return False
 
 
 def _prepared_checks(items) -> list:
@@ -60,6 +84,23 @@ class Preparer:
     @property
     def started(self) -> bool:
         return self.process is not None
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_collection_modifyitems(self, session, config, items):
+        """The prepared bindings' items last, in their own order: the run spends its first minutes on the
+        rest while the background process builds their graphs from the last one backwards."""
+        if not self.wanted():
+            return
+        from conformance.bindings import BindingError, load_bindings
+
+        try:
+            bindings = load_bindings(tuple(config.getoption("bindings")))
+        except BindingError:
+            return  # collection reports the broken bindings module
+        later = [item for item in items if _prepares(item, bindings)]
+        if len(later) >= MINIMUM_CHECKS:
+            kept = set(map(id, later))
+            items[:] = [item for item in items if id(item) not in kept] + later
 
     def pytest_collection_finish(self, session):
         if not self.wanted():

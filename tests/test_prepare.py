@@ -129,3 +129,27 @@ def test_a_plain_run_prepares_its_checks_ahead(ahead, monkeypatch):
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "STARTED [True]" in result.stdout
     assert log.read_text().split("\n")[:-1] == ["float64 3", "float64 2", "float64 1"]
+
+
+def test_a_plain_run_puts_the_prepared_bindings_items_last_in_their_order(monkeypatch):
+    monkeypatch.delenv("XENT_PREPARE", raising=False)
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(prepare, "MINIMUM_CHECKS", 2)
+    compiled, eager = "torch:compile.nn.functional.cross_entropy", "torch:nn.functional.cross_entropy"
+
+    def item(name, **params):
+        return SimpleNamespace(name=name, callspec=SimpleNamespace(params=params) if params else None)
+
+    items = [item("compiled property 1", binding_id=compiled, dtype="float32"), item("plain self-test"),
+             item("eager property", binding_id=eager, dtype="float32"),
+             item("compiled pair", first_id=compiled, second_id=eager, dtype="float64"),
+             item("eager pair", first_id=eager, second_id=eager, dtype="float64")]
+    config = _config()
+    config.getoption = lambda name: ()
+    prepare.Preparer(config).pytest_collection_modifyitems(None, config, items)
+    assert [entry.name for entry in items] == ["plain self-test", "eager property", "eager pair",
+                                               "compiled property 1", "compiled pair"]
+    few = list(reversed(items))
+    monkeypatch.setattr(prepare, "MINIMUM_CHECKS", 3)  # too few to start the background process: order kept
+    prepare.Preparer(config).pytest_collection_modifyitems(None, config, few)
+    assert few == list(reversed(items))

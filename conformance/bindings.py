@@ -122,6 +122,9 @@ class Binding:
     # the smallest size the property tests draw for a dimension: a compiled form (torch.compile) builds a new
     # graph for every size 0 or 1 it meets, so its properties draw from 2 and reuse the cases' graphs
     property_min_size: int = 1
+    # the label_smoothing values the label-smoothing property draws from: the identity holds for every value,
+    # and a compiled form compiles a graph for each one (torch specialises on it), so it draws the cases' 0.1
+    property_label_smoothing: tuple[float, ...] = (0.05, 0.1, 0.3)
     # work that can be done ahead, in another process, to make the checks' calls cheap: a call whose
     # framework caches what it builds on disk (torch.compile's graphs); see conformance.prepare
     prepare: Callable[[Problem], Any] | None = None

@@ -300,7 +300,9 @@ def test_selecting_one_framework_imports_no_other(word, others, tmp_path):
     cases = small_cases_dir(tmp_path, "published.yaml")
     script = (
         "import sys, pytest\n"
-        f"code = pytest.main(['-o', 'addopts=', '-p', 'no:cacheprovider', '-q', '-k', '{word} and article3',"
+        # one dtype: what a framework imports does not depend on it, and torch's compiled forms build a graph
+        # for each dtype in this fresh process
+        f"code = pytest.main(['-o', 'addopts=', '-p', 'no:cacheprovider', '-q', '-k', '{word} and article3 and float32',"
         f" '--cases-dir={cases}', '--reports-dir={tmp_path}', 'tests/test_conformance.py'])\n"
         f"print('IMPORTED', sorted(m for m in {others!r} if m in sys.modules))\n"
         "sys.exit(code)\n"

@@ -153,7 +153,7 @@ def _smoothing_partner(binding):
 def test_label_smoothing_is_a_mix(binding_id, dtype, data):
     binding = _binding(binding_id)
     problem = data.draw(_problems(binding, dtype))
-    smoothing = data.draw(st.sampled_from([0.05, 0.1, 0.3]))
+    smoothing = data.draw(st.sampled_from(binding.property_label_smoothing))
     properties.label_smoothing_mixes(binding, problem, smoothing, _smoothing_partner(binding))
 
 

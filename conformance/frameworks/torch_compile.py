@@ -13,10 +13,11 @@ convention as the eager form (:mod:`reference.conventions.torch`):
   a tensor and an unspecialised int, so only a new rank, dtype, reduction,
   size-0/1 pattern or ``label_smoothing`` value compiles again (the recompile limit is raised so
   that dynamo never falls back to eager without saying so); the property tests
-  draw sizes from 2 (``property_min_size``) and so reuse the cases' graphs. In a
-  plain ``pytest`` a background process builds the selected checks' graphs ahead,
-  from the last check backwards, on the core the run leaves idle
-  (``conformance.prepare``). The value is computed as a
+  draw sizes from 2 (``property_min_size``) and the cases' ``label_smoothing`` of 0.1
+  (``property_label_smoothing``), and so reuse the cases' graphs. In a
+  plain ``pytest`` the compiled forms' items run last, and a background process
+  builds their graphs ahead, from the last check backwards, on the core the run
+  leaves idle, from the start of the run (``conformance.prepare``). The value is computed as a
   training loop computes it, from an input that requires grad, so that the
   value check and the gradient check share one compiled graph; the gradient is
   AOTAutograd's compiled backward. Inductor caches what it builds on disk
@@ -154,7 +155,8 @@ def _forms() -> list[Binding]:
     for binding_id, (loss, names) in LOSSES.items():
         binding = by_id[binding_id]
         compiled = _form(binding, "compile", f"torch.compile({binding.api})", _compiled_forward(loss, names),
-                         COMPILE_DOCS, "compile", property_min_size=2)
+                         COMPILE_DOCS, "compile", property_min_size=2,
+                         property_label_smoothing=(0.1,))
         # built ahead (conformance.prepare): the call compiles the forward and the backward graph into
         # inductor's on-disk cache, where the check's own call then finds them
         forms.append(dataclasses.replace(compiled, prepare=compiled.call))

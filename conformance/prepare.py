@@ -39,32 +39,28 @@ MINIMUM_CHECKS = 20
 NICENESS = 10
 
 
-def _prepares(item, bindings) -> bool:
-    """Whether ``item`` runs a binding that declares ``prepare``: a check of one, or a test (a property test)
-    parametrized with its id."""
-    from conformance.plugin import CHECK_FIXTURES
-    from conformance.suite import Check
-
-    spec = getattr(item, "callspec", None)
-    if spec is None:
-        return False
-    for name, value in spec.params.items():
-        binding = value.binding if name in CHECK_FIXTURES and isinstance(value, Check) else (
-            bindings.get(value) if isinstance(value, str) else None)
-        if binding is not None and binding.prepare is not None:
-            return True
-    return False
-
-
-def _prepared_checks(items) -> list:
-    """The selected checks, in run order, whose binding can prepare them."""
+def _checks_of(items) -> list:
+    """The checks the items run, in run order."""
     from conformance.plugin import CHECK_FIXTURES
     from conformance.suite import Check
 
     params = (getattr(item, "callspec", None) for item in items)
     checks = (spec.params.get(name) for spec in params if spec is not None for name in CHECK_FIXTURES)
-    return [check for check in checks
-            if isinstance(check, Check) and check.binding.prepare is not None and not check.skip]
+    return [check for check in checks if isinstance(check, Check)]
+
+
+def _prepared_checks(items) -> list:
+    """The selected checks, in run order, whose binding can prepare them."""
+    return [check for check in _checks_of(items) if check.binding.prepare is not None and not check.skip]
+
+
+def _prepares(item, bindings) -> bool:
+    """Whether ``item`` runs a binding that declares ``prepare``: a check of one, or a test parametrized with
+    its id (a property test)."""
+    spec = getattr(item, "callspec", None)
+    named = [bindings.get(value) for value in spec.params.values() if isinstance(value, str)] if spec else []
+    return any(binding is not None and binding.prepare is not None
+               for binding in (*named, *(check.binding for check in _checks_of([item]))))
 
 
 class Preparer:
@@ -89,18 +85,16 @@ class Preparer:
     def pytest_collection_modifyitems(self, session, config, items):
         """The prepared bindings' items last, in their own order: the run spends its first minutes on the
         rest while the background process builds their graphs from the last one backwards."""
-        if not self.wanted():
-            return
+        if not self.wanted() or len(_prepared_checks(items)) < MINIMUM_CHECKS:
+            return  # the background process will not start: the order stays as collected
         from conformance.bindings import BindingError, load_bindings
 
         try:
             bindings = load_bindings(tuple(config.getoption("bindings")))
         except BindingError:
             return  # collection reports the broken bindings module
-        later = [item for item in items if _prepares(item, bindings)]
-        if len(later) >= MINIMUM_CHECKS:
-            kept = set(map(id, later))
-            items[:] = [item for item in items if id(item) not in kept] + later
+        prepared = {id(item) for item in items if _prepares(item, bindings)}
+        items.sort(key=lambda item: id(item) in prepared)  # stable: each part keeps its order
 
     def pytest_collection_finish(self, session):
         if not self.wanted():

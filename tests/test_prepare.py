@@ -131,25 +131,31 @@ def test_a_plain_run_prepares_its_checks_ahead(ahead, monkeypatch):
     assert log.read_text().split("\n")[:-1] == ["float64 3", "float64 2", "float64 1"]
 
 
-def test_a_plain_run_puts_the_prepared_bindings_items_last_in_their_order(monkeypatch):
+def test_a_plain_run_puts_the_prepared_bindings_items_last_in_their_order(ahead, monkeypatch):
+    from conformance.suite import build
+
+    tmp_path, _ = ahead
     monkeypatch.delenv("XENT_PREPARE", raising=False)
     monkeypatch.setattr(os, "cpu_count", lambda: 2)
-    monkeypatch.setattr(prepare, "MINIMUM_CHECKS", 2)
-    compiled, eager = "torch:compile.nn.functional.cross_entropy", "torch:nn.functional.cross_entropy"
+    first, second = [check for check in build(str(tmp_path / "cases"), ("ahead_bindings",)).checks
+                     if check.kind == "value" and not check.skip][:2]
+    eager = "torch:nn.functional.cross_entropy"
 
     def item(name, **params):
         return SimpleNamespace(name=name, callspec=SimpleNamespace(params=params) if params else None)
 
-    items = [item("compiled property 1", binding_id=compiled, dtype="float32"), item("plain self-test"),
-             item("eager property", binding_id=eager, dtype="float32"),
-             item("compiled pair", first_id=compiled, second_id=eager, dtype="float64"),
+    items = [item("prepared check 1", value_check=first), item("plain self-test"),
+             item("prepared property", binding_id="numpy:ahead", dtype="float32"),
+             item("eager property", binding_id=eager, dtype="float32"), item("prepared check 2", value_check=second),
              item("eager pair", first_id=eager, second_id=eager, dtype="float64")]
     config = _config()
-    config.getoption = lambda name: ()
-    prepare.Preparer(config).pytest_collection_modifyitems(None, config, items)
-    assert [entry.name for entry in items] == ["plain self-test", "eager property", "eager pair",
-                                               "compiled property 1", "compiled pair"]
-    few = list(reversed(items))
-    monkeypatch.setattr(prepare, "MINIMUM_CHECKS", 3)  # too few to start the background process: order kept
-    prepare.Preparer(config).pytest_collection_modifyitems(None, config, few)
-    assert few == list(reversed(items))
+    config.getoption = lambda name: ("ahead_bindings",)
+    monkeypatch.setattr(prepare, "MINIMUM_CHECKS", 2)
+    ordered = list(items)
+    prepare.Preparer(config).pytest_collection_modifyitems(None, config, ordered)
+    assert [entry.name for entry in ordered] == ["plain self-test", "eager property", "eager pair",
+                                                 "prepared check 1", "prepared property", "prepared check 2"]
+    monkeypatch.setattr(prepare, "MINIMUM_CHECKS", 3)  # too few checks to start the background process
+    kept = list(items)
+    prepare.Preparer(config).pytest_collection_modifyitems(None, config, kept)
+    assert kept == items

@@ -312,6 +312,27 @@ def test_selecting_one_framework_imports_no_other(word, others, tmp_path):
     assert result.returncode == 0
 
 
+def test_xla_compiles_are_kept_in_the_persistent_compilation_cache():
+    """JAX compiles per shape (tens of ms each): the adapter turns on JAX's persistent cache for every compile,
+    where the user's JAX_COMPILATION_CACHE_DIR says, else under the temporary directory. (The name leaves
+    out the word that selects JAX's bindings: test_selection_by_framework_word.)"""
+    import tempfile
+
+    pytest.importorskip("jax", reason="jax is not installed (the jax extra)")
+    if os.environ.get("JAX_ENABLE_COMPILATION_CACHE", "").lower() in ("0", "false"):
+        pytest.skip("JAX_ENABLE_COMPILATION_CACHE turns JAX's persistent cache off in this run")
+    from conformance.frameworks import jax as adapter
+
+    jax = adapter._jax()
+    directory = Path(jax.config.jax_compilation_cache_dir or "")
+    assert directory == Path(os.environ.get("JAX_COMPILATION_CACHE_DIR")
+                             or Path(tempfile.gettempdir()) / f"xent_jax_cache_{adapter._user()}")
+    if "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS" not in os.environ:
+        assert jax.config.jax_persistent_cache_min_compile_time_secs == 0
+    jax.jit(lambda x: 2 * x)(jax.numpy.ones(3)).block_until_ready()  # a compile of well under a second
+    assert any(directory.iterdir()), f"nothing in {directory}"
+
+
 def test_every_skip_hint_names_an_extra_of_the_project():
     """A binding whose framework is absent tells the user which extra installs it: that extra must exist."""
     import tomllib

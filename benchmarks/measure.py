@@ -16,6 +16,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 REPORT_PATH = ROOT / "reports" / "benchmarks.json"
+# the line of a probe's stdout that holds its JSON answer starts with this
+ANSWER = "probe-answer: "
 PACKAGES = ("numpy", "torch", "tensorflow-cpu", "tensorflow", "keras", "jax", "optax", "onnx", "pytest",
             "pytest-xdist", "pytest-html", "hypothesis", "mpmath")
 
@@ -88,15 +90,17 @@ def pytest_command(args: list[str], out: Path) -> list[str]:
             f"--html={out / 'report.html'}", f"--reports-dir={out}", "-p", "benchmarks.importwatch"]
 
 
-def probe(task: str, **params) -> dict:
-    """One measurement in a fresh interpreter (:mod:`benchmarks.probe`): its
-    JSON answer, or an error naming the task and the interpreter's last words."""
+def probe(task: str, env: dict[str, str] | None = None, **params) -> dict:
+    """One measurement in a fresh interpreter (:mod:`benchmarks.probe`), with ``env`` added to its
+    environment: its JSON answer, or an error naming the task and the interpreter's last words."""
     command = [sys.executable, "-m", "benchmarks.probe", json.dumps({"task": task, **params})]
-    _, completed = timed_run(command)
-    lines = completed.stdout.strip().splitlines()
-    if completed.returncode != 0 or not lines:
-        raise RuntimeError(f"probe {task} {params} failed ({completed.returncode}):\n{completed.stderr[-3000:]}")
-    return json.loads(lines[-1])
+    _, completed = timed_run(command, env=subprocess_env(**(env or {})))
+    # a framework may print to stdout too (Paddle's worker at exit): the answer is the line marked as such
+    answers = [line.removeprefix(ANSWER) for line in completed.stdout.splitlines() if line.startswith(ANSWER)]
+    if completed.returncode != 0 or not answers:
+        raise RuntimeError(f"probe {task} {params} failed ({completed.returncode}):\n{completed.stdout[-2000:]}"
+                           f"\n{completed.stderr[-3000:]}")
+    return json.loads(answers[-1])
 
 
 def machine() -> dict:

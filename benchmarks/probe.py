@@ -1,7 +1,7 @@
 """One measurement in a fresh interpreter: ``python -m benchmarks.probe '<json>'``.
 
 The JSON names a ``task`` and its parameters; the answer is one JSON line on
-stdout. A fresh process per measurement keeps imports, caches, allocator
+stdout, after ``probe-answer: `` (a framework may print there too). A fresh process per measurement keeps imports, caches, allocator
 state and memory high-water marks of one measurement out of the next.
 
 Tasks:
@@ -15,7 +15,11 @@ Tasks:
   high-water mark above its level before the call (which sees every
   allocator: torch, TensorFlow);
 * ``checks``: the suite's checks run outside pytest, the framework calls,
-  the reference and the harness timed apart, written to a JSON file;
+  the reference and the harness timed apart, written to a JSON file, each with
+  the ``torch.compile`` graph it needs at least (:func:`graph_key`);
+* ``inductor_graph``: what one ``torch.compile`` graph costs inductor to
+  build, forward and backward, in an empty cache (the first training step
+  minus the second);
 * ``loader``: the case loader, the suite build and the reference cache on a
   case directory.
 """
@@ -185,10 +189,47 @@ def _timed(function, totals: dict, key: str):
     return wrapper
 
 
-def run_checks(out: str, cases_dir: str | None = None) -> dict:
-    """Every check the suite generates, in pytest's file order (behaviour,
-    value, gradient), as the items run them; skipped checks are not run. Per
-    check: the framework's calls, the reference, and the whole item function."""
+def graph_key(check) -> list | None:
+    """The torch.compile graph a check needs at least: one per loss, dtype, rank and reduction (the floor of
+    the issue; torch also specialises on label_smoothing values, sizes 0 and 1 and more). None for a binding
+    that is not compiled."""
+    from conformance.bindings import prediction_name
+
+    if "compile" not in check.binding.markers:
+        return None
+    prediction = check.case.inputs.get(prediction_name(check.case.family))
+    rank = np.ndim(prediction) if prediction is not None else None
+    return [check.binding.id, check.dtype, rank, str(check.case.options.get("reduction", "mean"))]
+
+
+def inductor_graph(cache_dir: str) -> dict:
+    """A training step of torch.compile'd cross_entropy (float64, 8 x 10, mean) in an empty cache, minus the
+    same step again: inductor's build of one forward and one backward graph. A float32 step comes first, so
+    that what a cache builds once (the precompiled header, the compiler's start) is not counted."""
+    import importlib.util
+    import os
+
+    if importlib.util.find_spec("torch") is None:
+        return {"skipped": "torch is not installed"}
+    os.environ["TORCHINDUCTOR_CACHE_DIR"] = cache_dir
+    import torch
+
+    compiled = torch.compile(torch.nn.functional.cross_entropy, dynamic=True, fullgraph=True)
+    target = torch.arange(8) % 10
+    steps = []
+    for dtype in (torch.float32, torch.float64, torch.float64):
+        x = torch.randn(8, 10, dtype=dtype, requires_grad=True)
+        start = time.perf_counter()
+        compiled(x, target).backward()
+        steps.append(time.perf_counter() - start)
+    return {"seconds": steps[1] - steps[2], "first_of_the_cache": steps[0], "second": steps[2]}
+
+
+def run_checks(out: str, cases_dir: str | None = None, marker: str | None = None) -> dict:
+    """Every check the suite generates (those with ``marker`` where one is
+    given), in pytest's file order (behaviour, value, gradient), as the items
+    run them; skipped checks are not run. Per check: the framework's calls, the
+    reference, and the whole item function."""
     from conformance.behaviour import run_behaviour_check
     from conformance.cases import CASES_DIR
     from conformance.runner import run_gradient_check, run_value_check
@@ -200,7 +241,7 @@ def run_checks(out: str, cases_dir: str | None = None) -> dict:
     timings = {}
     for kind in ("behaviour", "value", "gradient"):
         for check in suite.checks:
-            if check.kind != kind or check.skip:
+            if check.kind != kind or check.skip or (marker and marker not in check.markers):
                 continue
             totals = {"call": 0.0, "reference": 0.0}
             binding = dataclasses.replace(
@@ -214,7 +255,7 @@ def run_checks(out: str, cases_dir: str | None = None) -> dict:
                 runners[kind](dataclasses.replace(check, binding=binding))
             except Exception:  # a failing item still costs what it ran
                 pass
-            timings[check.id] = [totals["call"], totals["reference"], time.perf_counter() - start]
+            timings[check.id] = [totals["call"], totals["reference"], time.perf_counter() - start, graph_key(check)]
     Path(out).write_text(json.dumps(timings))
     return {"checks": len(timings), "call_seconds": sum(t[0] for t in timings.values())}
 
@@ -252,8 +293,10 @@ def main(argv: list[str]) -> None:
     params = json.loads(argv[0])
     task = params.pop("task")
     tasks = {"import": import_seconds, "lm_time": lm_time, "lm_memory": lm_memory, "checks": run_checks,
-             "loader": loader}
-    print(json.dumps(tasks[task](**params)))
+             "loader": loader, "inductor_graph": inductor_graph}
+    from benchmarks.measure import ANSWER
+
+    print(ANSWER + json.dumps(tasks[task](**params)), flush=True)
 
 
 if __name__ == "__main__":

@@ -1,8 +1,9 @@
 """One measurement in a fresh interpreter: ``python -m benchmarks.probe '<json>'``.
 
 The JSON names a ``task`` and its parameters; the answer is one JSON line on
-stdout, after ``probe-answer: `` (a framework may print there too). A fresh process per measurement keeps imports, caches, allocator
-state and memory high-water marks of one measurement out of the next.
+stdout, after ``probe-answer: `` (a framework may print there too). A fresh
+process per measurement keeps imports, caches, allocator state and memory
+high-water marks of one measurement out of the next.
 
 Tasks:
 
@@ -18,8 +19,9 @@ Tasks:
   the reference and the harness timed apart, written to a JSON file, each with
   the ``torch.compile`` graph it needs at least (:func:`graph_key`);
 * ``inductor_graph``: what one ``torch.compile`` graph costs inductor to
-  build, forward and backward, in an empty cache (the first training step
-  minus the second);
+  build, forward and backward, in a fresh cache (a float64 training step
+  minus the same step again, after a float32 step that pays for what a cache
+  builds once);
 * ``loader``: the case loader, the suite build and the reference cache on a
   case directory.
 """

@@ -109,6 +109,10 @@ def cache_dirs(root: Path) -> dict[str, Path]:
     return {"TORCHINDUCTOR_CACHE_DIR": root / "inductor", "JAX_COMPILATION_CACHE_DIR": root / "jax"}
 
 
+def cache_env(caches: dict[str, Path]) -> dict[str, str]:
+    return {name: str(path) for name, path in caches.items()}
+
+
 def compiled_entries(caches: dict[str, Path]) -> dict[str, int]:
     """What the caches hold: inductor's FX graphs (a forward and a backward graph are two) and XLA's
     executables."""
@@ -140,7 +144,7 @@ def measure_run(label: str, args: list[str], warm: dict[str, Path] | None, repea
         log(f"  {' '.join(['pytest', *args])}, caches {'warm' if warm else 'empty'} "
             f"({attempt + 1}/{repeat})")
         seconds, completed = timed_run(pytest_command(args, out), env=subprocess_env(
-            XENT_BENCH_IMPORTS=str(imports_file), **{name: str(path) for name, path in caches.items()}))
+            XENT_BENCH_IMPORTS=str(imports_file), **cache_env(caches)))
         wall.add(seconds)
         compiled.append({name: count - before[name] for name, count in compiled_entries(caches).items()})
     junit = _read_junit(out / "junit.xml")
@@ -177,7 +181,7 @@ def measure_checks(repeat: int, work: Path, caches: dict[str, Path], marker: str
     for attempt in range(repeat):
         log(f"  the checks' framework calls, outside pytest, caches warm ({attempt + 1}/{repeat})")
         out = work / f"checks_{attempt}.json"
-        probe("checks", out=str(out), marker=marker, env={name: str(path) for name, path in caches.items()})
+        probe("checks", out=str(out), marker=marker, env=cache_env(caches))
         runs.append(json.loads(out.read_text()))
     return {check: [Figure([run[check][k] for run in runs]).median for k in range(3)] + [runs[0][check][3]]
             for check in runs[0]}

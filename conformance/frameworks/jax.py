@@ -18,6 +18,7 @@ shape instead of 90); ``JAX_ENABLE_COMPILATION_CACHE=false`` turns it off.
 
 from __future__ import annotations
 
+import functools
 import getpass
 import os
 import tempfile
@@ -36,16 +37,13 @@ OPTAX_DOCS = "https://optax.readthedocs.io/en/latest/api/losses.html"
 LOG_SOFTMAX_DOCS = "https://docs.jax.dev/en/latest/_autosummary/jax.nn.log_softmax.html"
 
 
-_CONFIGURED = []
-
-
+@functools.cache
 def _jax():
+    """JAX, configured once: float64, and the persistent compilation cache."""
     import jax
 
-    if not _CONFIGURED:
-        jax.config.update("jax_enable_x64", True)
-        _use_persistent_cache(jax)
-        _CONFIGURED.append(True)
+    jax.config.update("jax_enable_x64", True)
+    _use_persistent_cache(jax)
     return jax
 
 

@@ -108,6 +108,12 @@ def half_precision(problem: Problem) -> np.ndarray:
     return np.full(np.shape(problem.labels), problem.dtype in ("float16", "bfloat16"), bool)
 
 
+def bfloat16_inputs(problem: Problem) -> np.ndarray:
+    """Every element of a bfloat16 problem: where an API that sums the softmax's terms in bfloat16, rounding
+    after each, loses up to half an ULP of the running sum per class."""
+    return np.full(_output_shape(problem), problem.dtype == "bfloat16", bool)
+
+
 def _output_shape(problem: Problem) -> tuple:
     """The unreduced output's shape: the labels', without the class axis of soft labels."""
     shape = np.shape(problem.labels)
@@ -149,5 +155,6 @@ def smoothed_hard_or_float64_labels(problem: Problem) -> np.ndarray:
 REGIONS = {"sigmoid_cancellation": sigmoid_cancellation, "clipped_rows": clipped_rows, "offset_rows": offset_rows,
            "soft_label_cancellation": soft_label_cancellation, "one_minus_p_rounds": one_minus_p_rounds,
            "log_argument_rounds": log_argument_rounds, "half_precision": half_precision,
+           "bfloat16_inputs": bfloat16_inputs,
            "softmax_floor": softmax_floor, "sigmoid_log_rounded_at_one": sigmoid_log_rounded_at_one,
            "smoothed_hard_or_float64_labels": smoothed_hard_or_float64_labels}

@@ -69,7 +69,8 @@ divergences; pinned versions, this project's 2-core CI machine, 2026-12-01):
   32000-term sum) and 2.91 in float64. A relative error of 1e-5 in a float32
   loss of order 1 is 84 eps: ten times over the bound.
 * float16 and bfloat16, K = 1: tf.nn, torch and XLA compute half-precision
-  losses through float32 and round once, so one eps of the output format is
+  losses through float32 and round once (tf.nn's sparse kernel in bfloat16
+  does not: tf_sparse_softmax_bfloat16_sum), so one eps of the output format is
   room enough: the worst needed K is 0.864 (float16) and 0.861 (bfloat16) for
   losses, 0.91 and 0.81 for gradients. With K = 1 a relative error of 1e-3
   (1.02 eps) fails in float16 where nothing but the loss is rounded; in

@@ -13,6 +13,8 @@
 
 from __future__ import annotations
 
+import fnmatch
+
 from pathlib import Path
 
 import pytest
@@ -161,15 +163,22 @@ def pytest_terminal_summary(terminalreporter, config):
     stale = stale_divergences(config, suite)
     if stale and _whole_suite(config):
         terminalreporter.write_sep("=", "stale divergences", yellow=True)
-        for entry in stale:
-            terminalreporter.write_line(f"{entry.id}: matches no check ({', '.join(entry.match)})")
+        for entry, patterns in stale:
+            whole = "the whole entry " if len(patterns) == len(entry.match) else ""
+            terminalreporter.write_line(f"{entry.id}: {whole}matches no check that runs: {', '.join(patterns)}")
 
 
 def stale_divergences(config, suite=None) -> list:
-    """Entries that match no check of the suite and no collected test that is not a check."""
+    """(entry, patterns): the patterns of each entry that match no check of the suite that runs and no
+    collected test that is not a check."""
     suite = suite or suite_of(config)
     keys = config.stash.get(COLLECTED_KEYS, set())
-    return [entry for entry in suite.stale_divergences() if not any(entry.matches(key) for key in keys)]
+    found = []
+    for entry, patterns in suite.stale_divergences():
+        dead = tuple(pattern for pattern in patterns if not any(fnmatch.fnmatchcase(key, pattern) for key in keys))
+        if dead:
+            found.append((entry, dead))
+    return found
 
 
 def _whole_suite(config) -> bool:

@@ -49,7 +49,11 @@ class Suite:
     divergences: tuple[divergence_data.Divergence, ...]
 
     def stale_divergences(self):
-        return divergence_data.stale(self.divergences, [(check.id, check.kind) for check in self.checks])
+        """(entry, patterns) for the patterns that match no check that runs: a check skipped by its binding's
+        declaration never runs, while one skipped for a framework that is not installed would, with it."""
+        runs = [(check.id, check.kind) for check in self.checks
+                if check.skip is None or check.binding.missing_requirement()]
+        return divergence_data.stale(self.divergences, runs)
 
 
 def check_id(case: Case, binding: Binding, dtype: str) -> str:

@@ -2,6 +2,7 @@
 story, selection by -k without importing other frameworks, and the reports."""
 
 import dataclasses
+import fnmatch
 import json
 import os
 import shutil
@@ -15,6 +16,7 @@ import pytest
 from conformance import divergences as divergence_data
 from conformance.bindings import Binding
 from conformance.runner import failure_message, run_value_check
+from conformance import suite as suite_module
 from conformance.suite import build, skip_reason
 from suite_runs import small_cases_dir
 
@@ -207,11 +209,24 @@ def test_references_made_by_one_factory_are_not_confused(suite):
 
 def test_a_divergence_matching_nothing_is_stale(suite):
     ghost = divergence_data.Divergence("ghost", ("sigmoid-no_such_case-*",), "a reason long enough", "nowhere")
-    assert ghost in divergence_data.stale([ghost, *suite.divergences], [(c.id, c.kind) for c in suite.checks])
+    stale = dict(divergence_data.stale([ghost, *suite.divergences], [(c.id, c.kind) for c in suite.checks]))
+    assert stale[ghost] == ghost.match
+
+
+def test_a_pattern_matching_only_checks_that_never_run_is_stale(suite):
+    """A metric object keeps state and has no gradient check that runs: a pattern for its gradients hides
+    nothing and says something false, even beside a live pattern of the same entry."""
+    never_run = "binary_probs-binary_probs_edges-tensorflow:keras.metrics.BinaryCrossentropy*-float16-gradient"
+    live = "binary_probs-binary_probs_edges-tensorflow:keras.losses.BinaryCrossentropy-float16-gradient"
+    assert any(fnmatch.fnmatchcase(check.id, never_run) for check in suite.checks), "the example must exist"
+    entry = divergence_data.Divergence("half_dead", (live, never_run), "a reason long enough", "nowhere",
+                                       checks="gradient")
+    stale = dict(suite_module.Suite(suite.cases, suite.bindings, suite.checks, (entry,)).stale_divergences())
+    assert stale == {entry: (never_run,)}
 
 
 def test_no_shipped_divergence_is_stale(whole_suite_collected):
-    assert [entry.id for entry in whole_suite_collected.stale] == []
+    assert [(entry.id, patterns) for entry, patterns in whole_suite_collected.stale] == []
 
 
 def test_a_stale_divergence_is_reported(tmp_path):

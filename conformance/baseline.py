@@ -41,7 +41,7 @@ GROWTH_FACTOR = 2.0
 GROWTH_SLACK_ULP = 1.0
 FAILING = ("failed", "error", "crashed")  # a check whose worker died is a failure too
 # what the comparison reads; the check id names the family, case, binding and dtype
-KEPT_FIELDS = ("check", "outcome", "max_ulp")
+KEPT_FIELDS = ("check", "outcome", "max_ulp", "failure")  # failure: conformance.signatures
 
 
 class BaselineError(Exception):

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from conformance import reports
+from conformance import reports, signatures
 from conformance.cases import CASES_DIR, CaseError, schema
 from conformance.bindings import AS_CALLED, BindingError, load_bindings, selection_words
 from conformance.runner import CheckFailure
@@ -41,6 +41,9 @@ def pytest_addoption(parser):
     group.addoption("--parity-baseline", default=None, metavar="PATH",
                     help="compare the run with a stored parity.json: new failures and errors grown beyond "
                          "the threshold fail the run (see conformance/baseline.py)")
+    group.addoption("--divergence-signatures", default=str(signatures.DEFAULT_BASELINE), metavar="PATH",
+                    help="the parity.json whose recorded failures pin how each known divergence fails (default: "
+                         "the shipped baseline; '' turns it off; see conformance/signatures.py)")
 
 
 def pytest_configure(config):

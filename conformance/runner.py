@@ -26,7 +26,12 @@ _EXPECTED_CACHE: dict[tuple, Any] = {}
 
 
 class CheckFailure(AssertionError):
-    """A framework output outside the tolerance model; the message tells all."""
+    """A framework output outside the tolerance model; the message tells all, ``signature`` how it failed
+    (conformance.signatures)."""
+
+    def __init__(self, message: str, signature: str = "error"):
+        super().__init__(message)
+        self.signature = signature
 
 
 @dataclass
@@ -73,14 +78,15 @@ def expected_value(check: Check, problem) -> np.ndarray:
 def _output_dtype(got: np.ndarray) -> str:
     name = np.asarray(got).dtype.name
     if name not in NUMPY:
-        raise CheckFailure(f"the framework returned dtype {name}, not a floating-point format under test")
+        raise CheckFailure(f"the framework returned dtype {name}, not a floating-point format under test",
+                           f"dtype {name}")
     return name
 
 
 def _require_dtype(check: Check, what: str, got: str, documented: str) -> None:
     if got != documented:
         raise CheckFailure(f"{check.binding.api}: {what} is {got} on {check.dtype} inputs, where the binding "
-                           f"documents {documented}")
+                           f"documents {documented}", f"dtype {got}")
 
 
 def _judge(check: Check, check_id: str, expected, got, scale, out_dtype: str) -> Outcome:
@@ -104,7 +110,7 @@ def called(check: Check, function, problem):
     except Exception as error:  # the framework's own error, whatever its type
         first_line = (str(error).strip().splitlines() or [""])[0][:300]
         raise CheckFailure(f"{check.binding.api} raised {type(error).__name__} on case '{check.case.id}' "
-                           f"({check.dtype}): {first_line}") from error
+                           f"({check.dtype}): {first_line}", f"raises {type(error).__name__}") from error
 
 
 def run_value_check(check: Check) -> Outcome:
@@ -140,7 +146,7 @@ def run_gradient_check(check: Check) -> list[Outcome]:
     outcomes = []
     for name, (grad, scale) in exact.items():
         if name not in got:
-            raise CheckFailure(f"{check.binding.api} gave no gradient for {name}")
+            raise CheckFailure(f"{check.binding.api} gave no gradient for {name}", "no gradient")
         value = np.asarray(got[name])
         out_dtype = _output_dtype(value)
         _require_dtype(check, f"its gradient d_{name}", out_dtype, np.asarray(problem.inputs[name]).dtype.name)

@@ -7,11 +7,16 @@ within the tolerance model of the exact value (:mod:`conformance.tolerance`).
 
 import pytest
 
+from conformance import signatures
 from conformance.runner import failure_message, run_value_check
 
 
 def test_conformance(value_check, request):
-    outcome = run_value_check(value_check)
+    with signatures.pinned(value_check, request.node):
+        outcome = run_value_check(value_check)
     request.node.user_properties.extend(outcome.properties)
     if not outcome.verdict.ok:
-        pytest.fail(failure_message(value_check, outcome), pytrace=False)
+        message = failure_message(value_check, outcome)
+        signatures.pin(value_check, request.node, signatures.of_outcomes([outcome]), outcome.verdict.max_ulp,
+                       message)
+        pytest.fail(message, pytrace=False)

@@ -1,0 +1,140 @@
+"""How a known divergence fails, pinned: a check it matches must fail the way it was recorded.
+
+A strict xfail alone accepts any failure of the checks it matches: a raise, a
+wrong dtype, or an error a thousand times larger would all pass for "the known
+divergence". So every failing check records its failure signature (a
+``failure`` property, in the reports and the baseline):
+
+* ``error``: outside the bound, every element finite where the exact value is
+  (with its worst error in ULPs, ``max_ulp``);
+* ``non-finite``: NaN or inf where the exact value is finite;
+* ``dtype <name>``: a result or gradient in another dtype than documented;
+* ``raises <Type>``: the call raised;
+* ``no gradient``: the framework gave no gradient for an input.
+
+The shipped baseline (``reports/baseline/parity.json``, ``--divergence-signatures``)
+holds what each known divergence's checks did on the pinned versions. A check
+that a divergence matches and that fails differently (another signature, or an
+``error`` beyond twice the recorded worst and 1 ULP, the baseline guard's
+growth rule) fails as :class:`DivergenceChanged`, which no xfail absorbs, with a
+message naming the entry and the change. Where a binding's framework versions
+differ from the baseline's, or the baseline lacks the check (a new case), there
+is nothing to compare and the strict xfail stands alone.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import math
+from contextlib import contextmanager
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from conformance.baseline import GROWTH_FACTOR, GROWTH_SLACK_ULP, BaselineError, load
+from conformance.runner import CheckFailure
+
+DEFAULT_BASELINE = Path(__file__).resolve().parent.parent / "reports" / "baseline" / "parity.json"
+
+
+class DivergenceChanged(Exception):
+    """A known divergence's check failed otherwise than recorded: not an AssertionError, so no xfail takes it."""
+
+
+def of_values(expected, got) -> str:
+    """``non-finite`` where the framework's output has NaN or inf at a finite exact value, else ``error``."""
+    expected, got = np.asarray(expected), np.asarray(got)
+    if expected.shape != got.shape:
+        return "shape"
+    with np.errstate(invalid="ignore"):
+        lost = np.isfinite(expected.astype(np.float64)) & ~np.isfinite(got.astype(np.float64))
+    return "non-finite" if bool(np.any(lost)) else "error"
+
+
+@lru_cache(maxsize=4)
+def _recorded(path: str):
+    """(checks by id, package versions) of a baseline; empty where it is missing (a run from an installed
+    package, or a fork that has not made one)."""
+    try:
+        checks = load(Path(path))
+        environment = json.loads(Path(path).read_text()).get("environment", {})
+    except (BaselineError, OSError, ValueError):
+        return {}, {}
+    return checks, environment.get("packages", {})
+
+
+def _same_versions(binding, packages: dict) -> bool:
+    from conformance.bindings import distributions
+
+    names = [name for module in binding.version_modules() for name in distributions(module)]
+    if not names:
+        return False
+    for name in names:
+        try:
+            if importlib.metadata.version(name) != packages.get(name):
+                return False
+        except importlib.metadata.PackageNotFoundError:
+            return False
+    return True
+
+
+def _ulp(value) -> float | None:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return None if math.isnan(number) else number
+
+
+def changed(check, signature: str, max_ulp, baseline_path) -> str | None:
+    """Why this failure is not the one recorded for the check's divergence (None: it is, or nothing to
+    compare)."""
+    if check.divergence is None or not baseline_path:
+        return None
+    checks, packages = _recorded(str(baseline_path))
+    record = checks.get(check.id)
+    if record is None or record.get("outcome") != "xfailed" or "failure" not in record:
+        return None
+    if not _same_versions(check.binding, packages):
+        return None
+    was = record["failure"]
+    entry = f"known divergence {check.divergence.id!r}"
+    if signature != was:
+        return (f"{entry} recorded this check failing as '{was}' (baseline {baseline_path}); it now fails as "
+                f"'{signature}': a second fault, not the known one")
+    before, now = _ulp(record.get("max_ulp")), _ulp(max_ulp)
+    if signature == "error" and before is not None and now is not None and math.isfinite(before) and (
+            now > max(before * GROWTH_FACTOR, before + GROWTH_SLACK_ULP)):
+        return (f"{entry} recorded a worst error of {before:.4g} ULP for this check (baseline {baseline_path}); "
+                f"it is now {now:.4g} ULP, beyond {GROWTH_FACTOR:g}x and {GROWTH_SLACK_ULP:g} ULP more: "
+                "the divergence got worse")
+    return None
+
+
+def pin(check, node, signature: str, max_ulp=None, details: str = "") -> None:
+    """Record the failure's signature on the item; raise DivergenceChanged, with the failure's own message
+    below, if the check's known divergence recorded another."""
+    node.user_properties.append(("failure", signature))
+    path = node.config.getoption("divergence_signatures", None)
+    why = changed(check, signature, max_ulp, path)
+    if why:
+        raise DivergenceChanged(f"{why}\n{details}" if details else why)
+
+
+def of_outcomes(outcomes) -> str:
+    """One signature for the failing outcomes of a check (a gradient has one per input): ``non-finite``
+    if any of them is."""
+    found = [of_values(o.expected, o.got) for o in outcomes if not o.verdict.ok]
+    return "non-finite" if "non-finite" in found else (found[0] if found else "error")
+
+
+@contextmanager
+def pinned(check, node):
+    """A CheckFailure raised inside (a raise, a wrong dtype, no gradient) is pinned like a value failure."""
+    try:
+        yield
+    except CheckFailure as failure:
+        pin(check, node, failure.signature, details=str(failure))
+        raise

@@ -86,7 +86,7 @@ def matrix(checks) -> list[dict[str, Any]]:
         cell = cells.setdefault(key, {
             "framework": record["framework"], "binding": record["binding"], "api": record.get("api", ""),
             "dtype": record["dtype"], "counts": defaultdict(int), "worst_ulp": None, "worst_case": None,
-            "worst_check": None, "worst_bound_ratio": None, "checks": [], "lagging": 0,
+            "worst_check": None, "worst_bound_ratio": None, "bound_use": None, "checks": [], "lagging": 0,
         })
         cell["counts"][record["outcome"]] += 1
         cell["lagging"] += bool(record.get("lags_peers"))
@@ -95,11 +95,15 @@ def matrix(checks) -> list[dict[str, Any]]:
         if ulp is not None and (cell["worst_ulp"] is None or ulp > cell["worst_ulp"]):
             cell["worst_ulp"], cell["worst_case"], cell["worst_check"] = ulp, record["case"], record["check"]
             cell["worst_bound_ratio"] = record.get("bound_ratio")
+        use = _number(record.get("bound_ratio"))
+        if use is not None and (cell["bound_use"] is None or use > cell["bound_use"]):
+            cell["bound_use"] = use
     ordered = []
     for key in sorted(cells, key=lambda k: (k[0], k[1], _dtype_rank(k[2]))):
         cell = cells[key]
         cell["counts"] = {name: cell["counts"].get(name, 0) for name in OUTCOMES}
         cell["worst_ulp"] = plain(cell["worst_ulp"])
+        cell["bound_use"] = plain(cell["bound_use"])
         ordered.append(cell)
     return ordered
 
@@ -157,6 +161,15 @@ def _ulp_text(value) -> str:
     return f"{number:.2g} ULP" if number < 100 else f"{number:.3g} ULP"
 
 
+def _use_text(value) -> str:
+    """A cell's bound use: the largest error / bound of its checks, how close it came to failing (above 1: it
+    failed). A tiny value judged by the absolute term can be 1e15 ULPs off and far inside its bound."""
+    number = _number(value)
+    if number is None:
+        return ""
+    return "bound use inf" if not math.isfinite(number) else f"bound use {number:.2g}"
+
+
 def cell_text(cell: dict[str, Any]) -> str:
     c = cell["counts"]
     parts = [f"{c['passed']}✓"] if c["passed"] else []
@@ -207,9 +220,10 @@ def markdown(doc: dict[str, Any]) -> str:
         lines += baseline_markdown(doc["baseline"]) + [""]
     lines += crashed_markdown(doc["checks"])
     lines += [
-        "Each cell: checks passed ✓, failed ✗, known divergences (xfail), and the worst error in ULPs of the "
-        "dtype. 🟥 a failure, 🟧 known divergences only, 🟩 all passed, ⬜ skipped. `reports/parity.html` "
-        "opens each cell onto its checks.",
+        "Each cell: checks passed ✓, failed ✗, known divergences (xfail), and its bound use: the largest "
+        "error / bound of its checks (the tolerance model's bound), how close the API came to failing; at most 1 "
+        "passes. 🟥 a failure, 🟧 known divergences only, 🟩 all passed, ⬜ skipped. `reports/parity.html` "
+        "opens each cell onto its checks, with the worst error in ULPs of the dtype.",
         "",
         "| API | " + " | ".join(dtypes) + " |",
         "| --- |" + " --- |" * len(dtypes),
@@ -217,7 +231,7 @@ def markdown(doc: dict[str, Any]) -> str:
     marks = {"fail": "🟥", "xfail": "🟧", "pass": "🟩", "skip": "⬜"}
     for framework, binding, api, row in rows:
         cells = [f"{marks[cell_state(cell['counts'])]} {cell_text(cell)}"
-                 + (f", {_ulp_text(cell['worst_ulp'])}" if _ulp_text(cell["worst_ulp"]) else "")
+                 + (f", {_use_text(cell['bound_use'])}" if _use_text(cell["bound_use"]) else "")
                  if cell else "" for dtype, cell in row]
         lines.append(f"| `{binding}` | " + " | ".join(cells) + " |")
     lines += lagging_markdown(doc["checks"])
@@ -325,8 +339,11 @@ def html_page(doc: dict[str, Any]) -> str:
     if "baseline" in doc:
         parts.append(baseline_html(doc["baseline"]))
     parts.append(
-        "<h2>Matrix</h2><p class='legend'>Each cell counts the checks of one API in one dtype and gives the worst "
-        "error in ULPs of that dtype; click it to see its checks. <span class='pass' style='background:#e3f4e1'>"
+        "<h2>Matrix</h2><p class='legend'>Each cell counts the checks of one API in one dtype and gives its "
+        "<b>bound use</b>: the largest error / bound of its checks under the tolerance model, how close the API "
+        "came to failing (at most 1 passes; a known divergence's is above 1). Click it to see its checks, the "
+        "worst error in ULPs of that dtype, and each check's error and bound use: a tiny value judged by the "
+        "absolute term can be many ULPs off and far inside its bound. <span class='pass' style='background:#e3f4e1'>"
         "all passed</span><span style='background:#fde9c8'>known divergences (strict xfail)</span>"
         "<span style='background:#f9d0cd'>failed or unexpectedly passed</span>"
         "<span style='background:#f3f3f3'>skipped</span></p>")
@@ -339,12 +356,14 @@ def html_page(doc: dict[str, Any]) -> str:
                 cells.append("<td class='cell empty'></td>")
                 continue
             state = cell_state(cell["counts"])
-            worst = _ulp_text(cell["worst_ulp"])
-            summary = escape(cell_text(cell)) + (f"<br><small>worst {escape(worst)}</small>" if worst else "")
+            use, worst = _use_text(cell["bound_use"]), _ulp_text(cell["worst_ulp"])
+            summary = escape(cell_text(cell)) + (f"<br><small>{escape(use)}</small>" if use else "")
+            detail = (f"<p class='worst'>worst error {escape(worst)} ({escape(str(cell['worst_case']))})</p>"
+                      if worst else "")
             if cell.get("lagging"):
                 summary += f"<br><small class='lags'>⚑ {cell['lagging']} behind the best peer</small>"
             cells.append(f"<td class='cell {state}' data-binding='{escape(binding, quote=True)}' "
-                         f"data-dtype='{dtype}'><details><summary>{summary}</summary>"
+                         f"data-dtype='{dtype}'><details><summary>{summary}</summary>{detail}"
                          f"{_checks_table(checks_by_cell[(binding, dtype)])}</details></td>")
         body.append(f"<tr><td>{escape(framework)}</td><td class='api'><code>{escape(api)}</code></td>"
                     + "".join(cells) + "</tr>")
@@ -363,9 +382,10 @@ def _checks_table(records) -> str:
             f"<tr><td>{escape(record['case'])}</td><td>{escape(record.get('kind', ''))}</td>"
             f"<td class='o-{escape(record['outcome'])}'>{escape(record['outcome'])}</td>"
             f"<td>{escape(_ulp_text(record.get('max_ulp')))}</td>"
+            f"<td>{escape(_use_text(record.get('bound_ratio')).removeprefix('bound use '))}</td>"
             f"<td>{escape(_peer_text(record))}</td>"
             f"<td class='reason'>{escape(str(reason)[:600])}</td></tr>")
-    return ("<table class='checks'><tr><th>case</th><th>check</th><th>outcome</th><th>max error</th>"
+    return ("<table class='checks'><tr><th>case</th><th>check</th><th>outcome</th><th>max error</th><th>bound use</th>"
             "<th>best peer</th><th>reason</th></tr>" + "".join(rows) + "</table>")
 
 

@@ -23,19 +23,22 @@ ENVIRONMENT = {"python": "3.11.7", "platform": "Linux-x86_64", "machine": "x86_6
                "distributions": {"torch": ["torch"], "tensorflow": ["tensorflow-cpu"], "keras": ["keras"]}}
 
 
-def _record(binding, dtype, case, outcome, max_ulp=None, kind="value", reason=""):
+def _record(binding, dtype, case, outcome, max_ulp=None, kind="value", reason="", bound_ratio=None):
     framework = binding.split(":", 1)[0]
     modules = "tensorflow,keras" if ":keras." in binding else framework
     return {"check": f"softmax-{case}-{binding}-{dtype}", "kind": kind, "framework": framework, "binding": binding,
             "api": binding.split(":", 1)[1], "family": "softmax", "case": case, "dtype": dtype,
-            "outcome": outcome, "max_ulp": max_ulp, "reason": reason, "versions_of": modules}
+            "outcome": outcome, "max_ulp": max_ulp, "reason": reason, "versions_of": modules,
+            "bound_ratio": bound_ratio}
 
 
 RECORDS = [
-    _record("torch:nn.functional.cross_entropy", "float32", "article1_normal_data", "passed", 0.4),
-    _record("torch:nn.functional.cross_entropy", "float32", "softmax_rows_1e4", "passed", 2.5),
+    _record("torch:nn.functional.cross_entropy", "float32", "article1_normal_data", "passed", 0.4, bound_ratio=0.05),
+    # a tiny value judged by the absolute term: many ULPs, far inside the bound
+    _record("torch:nn.functional.cross_entropy", "float32", "softmax_tiny_rows", "passed", 8.77e15,
+            bound_ratio=0.31),
     _record("torch:nn.functional.cross_entropy", "float64", "softmax_rows_1e4", "failed", 4100.0,
-            reason="it does not match the reference on case 'softmax_rows_1e4'"),
+            reason="it does not match the reference on case 'softmax_rows_1e4'", bound_ratio=512.0),
     _record("tensorflow:keras.losses.CategoricalCrossentropy(from_logits=True)", "float32", "softmax_tiny",
             "xfailed", 2.0e6, reason="known divergence tf_flushes_subnormal_losses"),
     _record("tensorflow:keras.losses.CategoricalCrossentropy(from_logits=True)", "bfloat16", "softmax_tiny",
@@ -65,7 +68,22 @@ def test_the_markdown_summary_is_one_row_per_api():
     text = parity.markdown(parity.document(RECORDS, ENVIRONMENT, interrupted=True))
     table = [line for line in text.splitlines() if line.startswith("| `")]
     assert len(table) == 2 and "| API | bfloat16 | float32 | float64 |" in text
-    assert "🟥 1✗, 4.1e+03 ULP" in text and "run interrupted" in text
+    assert "🟥 1✗, bound use 5.1e+02" in text and "run interrupted" in text
+
+
+def test_a_cell_shows_how_close_it_came_to_failing_and_its_ulps_one_click_away():
+    """A green cell must not read "worst 8.77e+15 ULP": its figure is the bound use, the ULPs are inside."""
+    document = parity.document(RECORDS, ENVIRONMENT, interrupted=False)
+    cell = next(c for c in document["matrix"] if c["binding"].startswith("torch") and c["dtype"] == "float32")
+    assert cell["bound_use"] == 0.31 and cell["worst_ulp"] == 8.77e15
+    row = next(line for line in parity.markdown(document).splitlines() if line.startswith("| `torch"))
+    assert "🟩 2✓, bound use 0.31" in row and "ULP" not in row
+    page = parity.html_page(document)
+    summary, details = page.split("data-binding='torch:nn.functional.cross_entropy' data-dtype='float32'>"
+                                  "<details><summary>", 1)[1].split("</summary>", 1)
+    assert "bound use 0.31" in summary and "ULP" not in summary
+    assert "worst error 8.77e+15 ULP (softmax_tiny_rows)" in details.split("</details>", 1)[0]
+    assert "bound use</b>: the largest error / bound" in page
 
 
 def test_the_page_is_self_contained():

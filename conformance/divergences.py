@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import fnmatch
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
@@ -44,6 +44,15 @@ SCHEMA = {
                     "checks": {"enum": ["value", "gradient", "both"], "default": "value"},
                     "region": {"enum": sorted(REGIONS)},  # one vocabulary: conformance.regions
                     "region_bindings": {"type": "array", "items": {"type": "string"}},
+                    # figures the reason quotes, recomputed on the pinned versions by tests/test_divergence_quotes.py
+                    "quotes": {"type": "array", "items": {
+                        "type": "object", "additionalProperties": False, "required": ["check", "got"],
+                        "properties": {
+                            "check": {"type": "string"},  # a check id the entry matches: case, binding, dtype
+                            "index": {"type": "array", "items": {"type": "integer"}},  # default: the first element
+                            "got": {"type": "string", "pattern": "^-?[0-9.]+(e[-+]?[0-9]+)?$"},  # as the reason writes it
+                            "exact": {"type": "string", "pattern": "^-?[0-9.]+(e[-+]?[0-9]+)?$"},
+                        }}},
                 },
             },
         }
@@ -62,6 +71,7 @@ class Divergence:
     checks: str = "value"  # which checks of a matching id: value, gradient or both
     region: str | None = None  # conformance.regions: where property tests leave it out
     region_bindings: tuple[str, ...] = ()
+    quotes: tuple[dict, ...] = field(default=(), compare=False)  # {check, got, exact?, index?}: tests/test_divergence_quotes.py
 
     def matches(self, check_id: str, check_kind: str | None = None) -> bool:
         if check_kind is not None and self.checks != "both":
@@ -94,7 +104,8 @@ def load(directory: Path = CASES_DIR) -> list[Divergence]:
     entries = [Divergence(id=raw["id"], match=tuple(raw["match"]), reason=raw["reason"].strip(),
                           source=raw["source"], strict=raw.get("strict", True), kind=raw.get("kind", "semantics"),
                           checks=raw.get("checks", "value"), region=raw.get("region"),
-                          region_bindings=tuple(raw.get("region_bindings") or ()))
+                          region_bindings=tuple(raw.get("region_bindings") or ()),
+                          quotes=tuple(raw.get("quotes") or ()))
                for raw in document["divergences"]]
     ids = [entry.id for entry in entries]
     duplicates = {i for i in ids if ids.count(i) > 1}

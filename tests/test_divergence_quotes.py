@@ -1,0 +1,109 @@
+"""Every figure a divergence's reason quotes, recomputed: the reason must say what the framework does.
+
+An entry's ``quotes`` name a check (its case, binding and dtype), the element, the framework's output and,
+where the reason gives it, the exact value, each written as the reason writes it. Here the check runs again:
+the quoted figure must appear in the reason, the check must be one the entry matches, and the framework's
+output (and the reference's exact value) must round to the quoted digits. A quote is judged only on the
+framework versions of the shipped baseline, where the figures were measured.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+from decimal import Decimal
+
+import numpy as np
+import pytest
+
+from conformance.bindings import distributions
+from conformance.runner import run_gradient_check, run_value_check
+from conformance.signatures import DEFAULT_BASELINE
+
+
+def agrees(quoted: str, value: float) -> bool:
+    """``value`` rounds to ``quoted``: within half a unit of its last written digit; a quoted integer ("0", a
+    loss that came out zero) is exact."""
+    if not any(mark in quoted for mark in ".e"):
+        return float(value) == int(quoted)
+    unit = Decimal(1).scaleb(Decimal(quoted).as_tuple().exponent)
+    return abs(Decimal(repr(float(value))) - Decimal(quoted)) <= unit / 2
+
+
+@pytest.mark.parametrize("quoted, value, ok", [
+    ("0.038330", 0.038330078125, True),
+    ("0.0383", 0.038330078125, True),
+    ("0.038331", 0.038330078125, False),
+    ("1.0986328", 1.0986328125, True),
+    ("-0.0390625", -0.0390625, True),
+    ("2.2e7", 2.21e7, True),
+    ("2.2e7", 2.26e7, False),
+    ("0", 0.0, True),
+    ("0", 3.36e-4, False),
+    ("3.3552e-4", 3.3551887e-4, True),
+])
+def test_a_quote_agrees_to_its_last_digit(quoted, value, ok):
+    assert agrees(quoted, value) is ok
+
+
+@pytest.fixture
+def suite(request):
+    from conformance.plugin import suite_of
+
+    return suite_of(request.config)
+
+
+def _quotes(suite):
+    return [pytest.param(entry, quote, id=f"{entry.id}:{quote['check']}:{quote.get('index', '')}")
+            for entry in suite.divergences for quote in entry.quotes]
+
+
+def pytest_generate_tests(metafunc):
+    if "quote" in metafunc.fixturenames:
+        from conformance.plugin import suite_of
+
+        metafunc.parametrize("entry, quote", _quotes(suite_of(metafunc.config)))
+
+
+def _pinned_versions(binding) -> str | None:
+    """Why the installed framework is not the one the quotes were measured on, or None."""
+    packages = json.loads(DEFAULT_BASELINE.read_text()).get("environment", {}).get("packages", {})
+    for module in binding.version_modules():
+        for name in distributions(module):
+            try:
+                installed = importlib.metadata.version(name)
+            except importlib.metadata.PackageNotFoundError:
+                return f"{name} is not installed"
+            if installed != packages.get(name):
+                return f"{name} {installed} is installed; the quotes were measured on {packages.get(name)}"
+    return None
+
+
+def test_the_quoted_figure_is_what_the_framework_gives(suite, entry, quote):
+    checks = {check.id: check for check in suite.checks}
+    check = checks.get(quote["check"])
+    assert check is not None, f"{entry.id}: quotes {quote['check']!r}, which is no check of the suite"
+    assert entry.matches(check.id, check.kind), f"{entry.id}: quotes {check.id!r}, which it does not match"
+    for name in ("got", "exact"):
+        if name in quote:
+            assert quote[name] in entry.reason, f"{entry.id}: quotes {name} {quote[name]} that its reason never says"
+    if check.skip:
+        pytest.skip(check.skip)
+    stale = _pinned_versions(check.binding)
+    if stale:
+        pytest.skip(stale)
+    if check.kind == "gradient":
+        outcome = run_gradient_check(check)[0]  # d_prediction
+    else:
+        outcome = run_value_check(check)
+    index = tuple(quote.get("index", ()))
+    got = np.asarray(outcome.got, dtype=np.float64)
+    exact = np.asarray(outcome.expected, dtype=np.float64)
+    at = (lambda a: a[index]) if index else (lambda a: a.reshape(-1)[0])
+    assert agrees(quote["got"], float(at(got))), (
+        f"{entry.id}: its reason quotes {quote['got']} for {check.id}{list(index) or ''}; "
+        f"{check.binding.api} gives {float(at(got))!r}")
+    if "exact" in quote:
+        assert agrees(quote["exact"], float(at(exact))), (
+            f"{entry.id}: its reason quotes the exact value {quote['exact']} for {check.id}{list(index) or ''}; "
+            f"the reference gives {float(at(exact))!r}")

@@ -52,7 +52,7 @@ class Suite:
         """(entry, patterns) for the patterns that match no check that runs: a check skipped by its binding's
         declaration never runs, while one skipped for a framework that is not installed would, with it."""
         runs = [(check.id, check.kind) for check in self.checks
-                if check.skip is None or check.binding.missing_requirement()]
+                if check.skip is None or check.skip == check.binding.missing_requirement()]
         return divergence_data.stale(self.divergences, runs)
 
 

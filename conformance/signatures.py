@@ -9,6 +9,7 @@ divergence". So every failing check records its failure signature (a
   (with its worst error in ULPs, ``max_ulp``);
 * ``non-finite``: NaN or inf where the exact value is finite;
 * ``dtype <name>``: a result or gradient in another dtype than documented;
+* ``shape``: an output of another shape than the exact value's;
 * ``raises <Type>``: the call raised;
 * ``no gradient``: the framework gave no gradient for an input.
 

@@ -64,7 +64,7 @@ def load(path: Path) -> dict[str, dict[str, Any]]:
     return {check["check"]: check for check in checks}
 
 
-def _ulp(value) -> float | None:
+def ulp_figure(value) -> float | None:
     if value is None or isinstance(value, bool):
         return None
     try:
@@ -102,7 +102,7 @@ def compare(current, baseline: dict[str, dict[str, Any]], generated_ids, label: 
         if outcome == "passed" and was in FAILING:
             diff["improved"].append({"check": check, "was": was, "now": outcome, "what": f"{was} -> passed"})
             continue
-        now_ulp, was_ulp = _ulp(record.get("max_ulp")), _ulp(before.get("max_ulp")) if before else None
+        now_ulp, was_ulp = ulp_figure(record.get("max_ulp")), ulp_figure(before.get("max_ulp")) if before else None
         if now_ulp is None or was_ulp is None or outcome in FAILING:
             continue
         if grew(was_ulp, now_ulp):

@@ -14,7 +14,6 @@
 from __future__ import annotations
 
 import fnmatch
-
 from pathlib import Path
 
 import pytest

@@ -34,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-from conformance.baseline import GROWTH_FACTOR, GROWTH_SLACK_ULP, BaselineError, load
+from conformance.baseline import GROWTH_FACTOR, GROWTH_SLACK_ULP, BaselineError, grew, load, ulp_figure
 from conformance.runner import CheckFailure
 
 DEFAULT_BASELINE = Path(__file__).resolve().parent.parent / "reports" / "baseline" / "parity.json"
@@ -45,7 +45,8 @@ class DivergenceChanged(Exception):
 
 
 def of_values(expected, got) -> str:
-    """``non-finite`` where the framework's output has NaN or inf at a finite exact value, else ``error``."""
+    """``shape`` where the output's shape is not the exact value's, ``non-finite`` where it has NaN or inf at
+    a finite exact value, else ``error``."""
     expected, got = np.asarray(expected), np.asarray(got)
     if expected.shape != got.shape:
         return "shape"
@@ -66,27 +67,23 @@ def _recorded(path: str):
     return checks, environment.get("packages", {})
 
 
-def _same_versions(binding, packages: dict) -> bool:
+def version_mismatch(binding, baseline_path=DEFAULT_BASELINE) -> str | None:
+    """Why the installed versions of a binding's framework are not the baseline's (its figures were measured
+    on those), or None."""
     from conformance.bindings import distributions
 
+    packages = _recorded(str(baseline_path))[1]
     names = [name for module in binding.version_modules() for name in distributions(module)]
     if not names:
-        return False
+        return f"{binding.id} names no distribution to compare"
     for name in names:
         try:
-            if importlib.metadata.version(name) != packages.get(name):
-                return False
+            installed = importlib.metadata.version(name)
         except importlib.metadata.PackageNotFoundError:
-            return False
-    return True
-
-
-def _ulp(value) -> float | None:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return None if math.isnan(number) else number
+            return f"{name} is not installed"
+        if installed != packages.get(name):
+            return f"{name} {installed} is installed; {baseline_path} was measured on {packages.get(name)}"
+    return None
 
 
 def changed(check, signature: str, max_ulp, baseline_path) -> str | None:
@@ -94,20 +91,20 @@ def changed(check, signature: str, max_ulp, baseline_path) -> str | None:
     compare)."""
     if check.divergence is None or not baseline_path:
         return None
-    checks, packages = _recorded(str(baseline_path))
+    checks = _recorded(str(baseline_path))[0]
     record = checks.get(check.id)
     if record is None or record.get("outcome") != "xfailed" or "failure" not in record:
         return None
-    if not _same_versions(check.binding, packages):
+    if version_mismatch(check.binding, baseline_path):
         return None
     was = record["failure"]
     entry = f"known divergence {check.divergence.id!r}"
     if signature != was:
         return (f"{entry} recorded this check failing as '{was}' (baseline {baseline_path}); it now fails as "
                 f"'{signature}': a second fault, not the known one")
-    before, now = _ulp(record.get("max_ulp")), _ulp(max_ulp)
+    before, now = ulp_figure(record.get("max_ulp")), ulp_figure(max_ulp)
     if signature == "error" and before is not None and now is not None and math.isfinite(before) and (
-            now > max(before * GROWTH_FACTOR, before + GROWTH_SLACK_ULP)):
+            grew(before, now)):
         return (f"{entry} recorded a worst error of {before:.4g} ULP for this check (baseline {baseline_path}); "
                 f"it is now {now:.4g} ULP, beyond {GROWTH_FACTOR:g}x and {GROWTH_SLACK_ULP:g} ULP more: "
                 "the divergence got worse")

@@ -9,16 +9,13 @@ framework versions of the shipped baseline, where the figures were measured.
 
 from __future__ import annotations
 
-import importlib.metadata
-import json
 from decimal import Decimal
 
 import numpy as np
 import pytest
 
-from conformance.bindings import distributions
+from conformance import signatures
 from conformance.runner import run_gradient_check, run_value_check
-from conformance.signatures import DEFAULT_BASELINE
 
 
 def agrees(quoted: str, value: float) -> bool:
@@ -65,20 +62,6 @@ def pytest_generate_tests(metafunc):
         metafunc.parametrize("entry, quote", _quotes(suite_of(metafunc.config)))
 
 
-def _pinned_versions(binding) -> str | None:
-    """Why the installed framework is not the one the quotes were measured on, or None."""
-    packages = json.loads(DEFAULT_BASELINE.read_text()).get("environment", {}).get("packages", {})
-    for module in binding.version_modules():
-        for name in distributions(module):
-            try:
-                installed = importlib.metadata.version(name)
-            except importlib.metadata.PackageNotFoundError:
-                return f"{name} is not installed"
-            if installed != packages.get(name):
-                return f"{name} {installed} is installed; the quotes were measured on {packages.get(name)}"
-    return None
-
-
 def test_the_quoted_figure_is_what_the_framework_gives(suite, entry, quote):
     checks = {check.id: check for check in suite.checks}
     check = checks.get(quote["check"])
@@ -89,7 +72,7 @@ def test_the_quoted_figure_is_what_the_framework_gives(suite, entry, quote):
             assert quote[name] in entry.reason, f"{entry.id}: quotes {name} {quote[name]} that its reason never says"
     if check.skip:
         pytest.skip(check.skip)
-    stale = _pinned_versions(check.binding)
+    stale = signatures.version_mismatch(check.binding)
     if stale:
         pytest.skip(stale)
     if check.kind == "gradient":

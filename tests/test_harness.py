@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 
 from conformance import divergences as divergence_data
+from conformance import suite as suite_module
 from conformance.bindings import Binding
 from conformance.runner import failure_message, run_value_check
-from conformance import suite as suite_module
 from conformance.suite import build, skip_reason
 from suite_runs import small_cases_dir
 

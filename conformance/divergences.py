@@ -124,8 +124,9 @@ def stale(divergences, check_ids) -> list[tuple[Divergence, tuple[str, ...]]]:
     any: an entry all of whose patterns are listed matches nothing at all."""
     found = []
     for entry in divergences:
-        dead = tuple(pattern for pattern in entry.match
-                     if not any(_matcher((pattern,))(check) and entry.matches(check, kind) for check, kind in check_ids))
+        # the entry's one expression first, then each pattern over the few checks it matched
+        matched = [check for check, kind in check_ids if entry.matches(check, kind)]
+        dead = tuple(pattern for pattern in entry.match if not any(map(_matcher((pattern,)), matched)))
         if dead:
             found.append((entry, dead))
     return found

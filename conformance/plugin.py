@@ -162,8 +162,8 @@ def pytest_terminal_summary(terminalreporter, config):
         return
     if config.pluginmanager.has_plugin("dsession") and not config.stash.get(COLLECTED_KEYS, set()):
         return  # under xdist the controller collects nothing: the tests that are not checks are unknown here
-    stale = stale_divergences(config, suite)
-    if stale and _whole_suite(config):
+    stale = stale_divergences(config, suite) if _whole_suite(config) else ()
+    if stale:
         terminalreporter.write_sep("=", "stale divergences", yellow=True)
         for entry, patterns in stale:
             whole = "the whole entry " if len(patterns) == len(entry.match) else ""

@@ -23,6 +23,8 @@ import numpy as np
 from conformance.cases import CASES_DIR, DIVERGENCES_FILE, CaseError, _read_yaml
 from conformance.regions import REGIONS
 
+# a figure as a reason writes it: digits with an exponent, or inf, -inf and nan (a loss that overflowed)
+QUOTED_NUMBER = "^(-?[0-9.]+(e[-+]?[0-9]+)?|-?inf|nan)$"
 SCHEMA = {
     "type": "object",
     "additionalProperties": False,
@@ -50,8 +52,8 @@ SCHEMA = {
                         "properties": {
                             "check": {"type": "string"},  # a check id the entry matches: case, binding, dtype
                             "index": {"type": "array", "items": {"type": "integer"}},  # default: the first element
-                            "got": {"type": "string", "pattern": "^-?[0-9.]+(e[-+]?[0-9]+)?$"},  # as the reason writes it
-                            "exact": {"type": "string", "pattern": "^-?[0-9.]+(e[-+]?[0-9]+)?$"},
+                            "got": {"type": "string", "pattern": QUOTED_NUMBER},  # as the reason writes it
+                            "exact": {"type": "string", "pattern": QUOTED_NUMBER},
                         }}},
                 },
             },
@@ -132,10 +134,13 @@ def stale(divergences, check_ids) -> list[tuple[Divergence, tuple[str, ...]]]:
     return found
 
 
-def known_region(divergences, binding_id: str, problem) -> np.ndarray | None:
-    """The union of the known divergences' regions for this binding (None if none)."""
+def known_region(divergences, binding_id: str, problem, kinds=None) -> np.ndarray | None:
+    """The union of the known divergences' regions for this binding (None if none), of the entries of
+    ``kinds`` only where given."""
     mask = None
     for entry in divergences:
+        if kinds is not None and entry.kind not in kinds:
+            continue
         if entry.region and any(fnmatch.fnmatchcase(binding_id, pattern) for pattern in entry.region_bindings):
             inside = REGIONS[entry.region](problem)
             mask = inside if mask is None else (mask | inside)

@@ -20,7 +20,9 @@ from conformance.runner import run_gradient_check, run_value_check
 
 def agrees(quoted: str, value: float) -> bool:
     """``value`` rounds to ``quoted``: within half a unit of its last written digit; a quoted integer ("0", a
-    loss that came out zero) is exact."""
+    loss that came out zero) is exact, and so are inf, -inf and nan."""
+    if quoted in ("inf", "-inf", "nan"):
+        return repr(float(value)) == quoted
     if not any(mark in quoted for mark in ".e"):
         return float(value) == int(quoted)
     unit = Decimal(1).scaleb(Decimal(quoted).as_tuple().exponent)
@@ -38,6 +40,11 @@ def agrees(quoted: str, value: float) -> bool:
     ("0", 0.0, True),
     ("0", 3.36e-4, False),
     ("3.3552e-4", 3.3551887e-4, True),
+    ("inf", float("inf"), True),
+    ("inf", 3.4e38, False),
+    ("-inf", float("-inf"), True),
+    ("nan", float("nan"), True),
+    ("nan", float("inf"), False),
 ])
 def test_a_quote_agrees_to_its_last_digit(quoted, value, ok):
     assert agrees(quoted, value) is ok

@@ -152,9 +152,64 @@ def smoothed_hard_or_float64_labels(problem: Problem) -> np.ndarray:
     return np.full(_output_shape(problem), smoothed and affected)
 
 
+def _gaps_beyond_range(problem: Problem, total: bool) -> np.ndarray:
+    """Rows of a class problem with a gap ``max - x_c`` (``total``: the sum of
+    the row's gaps) at or beyond the dtype's largest finite value."""
+    from conformance.dtypes import FORMATS
+
+    if problem.family not in ("softmax", "sparse_softmax"):
+        return np.zeros(_output_shape(problem), bool)
+    x = np.moveaxis(core.to_work(problem.prediction), problem.axis, -1)
+    with np.errstate(invalid="ignore"):
+        gaps = np.max(x, axis=-1, keepdims=True) - x
+        gaps = np.where(np.isfinite(gaps), gaps, core.WORK(0))  # infinite logits are masks, not spread
+    reach = np.sum(gaps, axis=-1) if total else np.max(gaps, axis=-1)
+    return reach >= core.WORK(FORMATS[problem.dtype].max)
+
+
+def log_probability_overflows(problem: Problem) -> np.ndarray:
+    """Rows whose spread reaches past the dtype's range: a log-softmax formed
+    in the dtype is -inf at the far class, and a soft label times it is NaN
+    (label 0) or inf, where the loss itself is finite."""
+    return _gaps_beyond_range(problem, total=False)
+
+
+def log_probability_sum_overflows(problem: Problem) -> np.ndarray:
+    """Label-smoothed rows whose log-probabilities sum past the dtype's range:
+    the smoothing term summed over the classes before its division by their
+    number is -inf, where each term and the loss are finite."""
+    smoothed = float(problem.options.get("label_smoothing") or 0) > 0
+    return _gaps_beyond_range(problem, total=True) & smoothed
+
+
+def loss_sum_overflows(problem: Problem) -> np.ndarray:
+    """Every element of a class or sigmoid problem whose exact losses sum past the dtype's largest finite
+    value (one loss past the range is enough): where a mean formed as the sum of the losses, rounded to the
+    dtype, over their number overflows (over the samples, or over the last axis as Keras' binary losses
+    average), though the mean itself is finite."""
+    from conformance.dtypes import FORMATS
+
+    shape = _output_shape(problem)
+    if problem.family not in ("sigmoid", "softmax", "sparse_softmax"):
+        return np.zeros(shape, bool)
+    with np.errstate(all="ignore"):
+        if problem.family == "sigmoid":
+            loss = core.sigmoid_cross_entropy(problem.prediction, problem.labels, extended=True)
+        elif problem.family == "softmax":
+            loss = core.softmax_cross_entropy(problem.prediction, problem.labels, axis=problem.axis, extended=True)
+        else:
+            loss = core.sparse_softmax_cross_entropy(problem.prediction, problem.labels, axis=problem.axis,
+                                                     extended=True)
+        total = np.sum(np.abs(loss))
+    return np.full(shape, bool(total >= core.WORK(FORMATS[problem.dtype].max)))
+
+
 REGIONS = {"sigmoid_cancellation": sigmoid_cancellation, "clipped_rows": clipped_rows, "offset_rows": offset_rows,
            "soft_label_cancellation": soft_label_cancellation, "one_minus_p_rounds": one_minus_p_rounds,
            "log_argument_rounds": log_argument_rounds, "half_precision": half_precision,
            "bfloat16_inputs": bfloat16_inputs,
            "softmax_floor": softmax_floor, "sigmoid_log_rounded_at_one": sigmoid_log_rounded_at_one,
-           "smoothed_hard_or_float64_labels": smoothed_hard_or_float64_labels}
+           "smoothed_hard_or_float64_labels": smoothed_hard_or_float64_labels,
+           "log_probability_overflows": log_probability_overflows,
+           "log_probability_sum_overflows": log_probability_sum_overflows,
+           "loss_sum_overflows": loss_sum_overflows}

@@ -6,7 +6,10 @@ of three regimes of logits:
 * ``ordinary``: values within +-20, the everyday range of trained models;
 * ``wide``: within +-1e4 for half precision and float32 (float16's range is
   65504), +-1e30 for float64: shifting by the max must keep them finite;
-* ``ties``: drawn from a handful of values, so rows have tied maxima.
+* ``ties``: drawn from a handful of values, so rows have tied maxima;
+* ``whole``: each element from the ordinary range or from the dtype's whole
+  finite range (to 65504, 3.4e38, 1.8e308), so that rows mix everyday values
+  with extreme ones and their spread can exceed what the dtype represents.
 
 Logits are dyadic (a few significant bits) so that shifting them by an integer
 is exact in every dtype, and the invariance properties compare like with like.
@@ -14,15 +17,18 @@ is exact in every dtype, and the invariance properties compare like with like.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from conformance.bindings import Problem
-from conformance.dtypes import round_to
+from conformance.dtypes import FORMATS, round_to
 
-REGIMES = ("ordinary", "wide", "ties")
+REGIMES = ("ordinary", "wide", "ties", "whole")
 WIDE = {"float16": 1e4, "bfloat16": 1e4, "float32": 1e4, "float64": 1e30}
+ORDINARY = 20.0
 TIE_VALUES = (-3.0, 0.0, 0.0, 1.5, 1.5, 1.5)
 # sigmoid losses whose exact value is subnormal (|x| in these bands with the
 # right label) are flushed to 0 by TensorFlow: the fixed case
@@ -37,17 +43,31 @@ def _dyadic(value: float, bits: int = 12) -> float:
     if value == 0 or not np.isfinite(value):
         return float(value)
     mantissa, exponent = np.frexp(value)
-    return float(np.ldexp(np.round(mantissa * 2.0**bits), int(exponent) - bits))
+    with np.errstate(over="ignore"):  # float64's largest values round up to inf; logits() clips them back
+        return float(np.ldexp(np.round(mantissa * 2.0**bits), int(exponent) - bits))
+
+
+@functools.cache
+def _values(shape, dtype: str, regime: str):
+    """The array strategy of one shape and regime, built once: hypothesis
+    validates a strategy the first time it draws from it."""
+    if regime == "ties":
+        return hnp.arrays(np.float64, shape, elements=st.sampled_from(TIE_VALUES))
+    if regime == "whole":
+        largest = float(FORMATS[dtype].max)
+        return hnp.arrays(np.float64, shape, elements=st.one_of(st.floats(-ORDINARY, ORDINARY),
+                                                               st.floats(-largest, largest)))
+    bound = ORDINARY if regime == "ordinary" else WIDE[dtype]
+    return hnp.arrays(np.float64, shape, elements=st.floats(-bound, bound, allow_nan=False))
 
 
 @st.composite
 def logits(draw, shape, dtype: str, regime: str) -> np.ndarray:
-    if regime == "ties":
-        values = draw(hnp.arrays(np.float64, shape, elements=st.sampled_from(TIE_VALUES)))
-    else:
-        bound = 20.0 if regime == "ordinary" else WIDE[dtype]
-        values = draw(hnp.arrays(np.float64, shape, elements=st.floats(-bound, bound, allow_nan=False)))
-    return round_to(np.vectorize(_dyadic)(values), dtype) if values.size else round_to(values, dtype)
+    values = draw(_values(tuple(shape), dtype, regime))
+    if values.size:  # keeping 12 bits may round the largest values up, past the dtype's range
+        largest = FORMATS[dtype].max
+        values = np.clip(np.vectorize(_dyadic)(values), -largest, largest)
+    return round_to(values, dtype)
 
 
 def _shape(draw, rank_min: int = 2, rank_max: int = 2, classes_min: int = 2, min_size: int = 1) -> tuple[int, ...]:
@@ -129,6 +149,7 @@ def categorical_probability_problems(draw, family: str, dtype: str, min_size: in
     return Problem(family, {"probs": probs, "labels": labels}, {}, dtype)
 
 
+@functools.cache
 def problems(family: str, dtype: str, regime: str | None = None, min_size: int = 1):
     """A strategy of problems of ``family`` in ``dtype``, every dimension at least ``min_size``."""
     if family in ("softmax", "sparse_softmax"):

@@ -66,7 +66,8 @@ def logits(draw, shape, dtype: str, regime: str) -> np.ndarray:
     values = draw(_values(tuple(shape), dtype, regime))
     if values.size:  # keeping 12 bits may round the largest values up, past the dtype's range
         largest = FORMATS[dtype].max
-        values = np.clip(np.vectorize(_dyadic)(values), -largest, largest)
+        with np.errstate(over="ignore"):  # the vectorised loop reports _dyadic's overflow again
+            values = np.clip(np.vectorize(_dyadic)(values), -largest, largest)
     return round_to(values, dtype)
 
 
@@ -116,32 +117,52 @@ def sigmoid_problems(draw, dtype: str, regime: str | None = None, min_size: int 
     return Problem("sigmoid", {"logits": round_to(x, dtype), "labels": round_to(labels, dtype)}, {}, dtype)
 
 
-def _inside_unit(probs: np.ndarray, dtype: str) -> np.ndarray:
-    """Probabilities rounded to ``dtype`` and kept strictly inside (0, 1): in
+PROBABILITY_REGIMES = ("ordinary", "whole")
+
+
+def _inside_unit(probs: np.ndarray, dtype: str, smallest: str = "smallest_normal") -> np.ndarray:
+    """Probabilities rounded to ``dtype`` and kept strictly inside (0, 1),
+    from ``smallest`` (the format's smallest normal or subnormal value): in
     bfloat16 0.999 rounds to 1, where Keras' clip is void (a known divergence
     with its own fixed case)."""
     from conformance.dtypes import FORMATS
 
     rounded = round_to(probs, dtype).astype(np.float64)
     below_one = 1.0 - FORMATS[dtype].eps / 2
-    return round_to(np.clip(rounded, FORMATS[dtype].smallest_normal, below_one), dtype)
+    return round_to(np.clip(rounded, getattr(FORMATS[dtype], smallest), below_one), dtype)
+
+
+@functools.cache
+def _probabilities(shape, regime: str, low: float):
+    """Values in [low, 1); the whole regime mixes in the whole of [0, 1], whose
+    draws reach the smallest subnormals and the last values below 1."""
+    ordinary = st.floats(low, 1.0 - low)
+    return hnp.arrays(np.float64, shape, elements=ordinary if regime == "ordinary" else st.one_of(
+        ordinary, st.floats(0.0, 1.0)))
 
 
 @st.composite
-def probability_problems(draw, dtype: str, min_size: int = 1) -> Problem:
+def probability_problems(draw, dtype: str, regime: str | None = None, min_size: int = 1) -> Problem:
     """Binary losses on probabilities strictly inside (0, 1)."""
+    regime = regime or draw(st.sampled_from(PROBABILITY_REGIMES))
     shape = _shape(draw, 1, 2, classes_min=1, min_size=min_size)
-    probs = draw(hnp.arrays(np.float64, shape, elements=st.floats(0.001, 0.999)))
+    probs = draw(_probabilities(tuple(shape), regime, 0.001))
     labels = draw(hnp.arrays(np.float64, shape, elements=st.sampled_from([0.0, 1.0, 0.25, 0.5])))
-    return Problem("binary_probs", {"probs": _inside_unit(probs, dtype), "labels": round_to(labels, dtype)}, {},
-                   dtype)
+    smallest = "smallest_normal" if regime == "ordinary" else "smallest_subnormal"
+    return Problem("binary_probs", {"probs": _inside_unit(probs, dtype, smallest), "labels": round_to(labels, dtype)},
+                   {}, dtype)
 
 
 @st.composite
-def categorical_probability_problems(draw, family: str, dtype: str, min_size: int = 1) -> Problem:
+def categorical_probability_problems(draw, family: str, dtype: str, regime: str | None = None,
+                                     min_size: int = 1) -> Problem:
+    from conformance.dtypes import FORMATS
+
+    regime = regime or draw(st.sampled_from(PROBABILITY_REGIMES))
     shape = _shape(draw, 2, 2, min_size=min_size)
-    raw = draw(hnp.arrays(np.float64, shape, elements=st.floats(0.01, 1.0)))
-    probs = round_to(raw / raw.sum(axis=-1, keepdims=True), dtype)
+    raw = np.maximum(draw(_probabilities(tuple(shape), regime, 0.01)), FORMATS["float64"].smallest_subnormal)
+    # rows normalised in float64, then rounded; no probability rounds to 0
+    probs = round_to(np.maximum(raw / raw.sum(axis=-1, keepdims=True), FORMATS[dtype].smallest_subnormal), dtype)
     if family == "categorical_probs":
         labels = draw(soft_labels(shape, dtype))
     else:
@@ -157,8 +178,8 @@ def problems(family: str, dtype: str, regime: str | None = None, min_size: int =
     if family == "sigmoid":
         return sigmoid_problems(dtype, regime, min_size=min_size)
     if family == "binary_probs":
-        return probability_problems(dtype, min_size=min_size)
-    return categorical_probability_problems(family, dtype, min_size=min_size)
+        return probability_problems(dtype, regime, min_size=min_size)
+    return categorical_probability_problems(family, dtype, regime, min_size=min_size)
 
 
 def as_yaml_case(problem: Problem, case_id: str = "regression_from_property") -> str:

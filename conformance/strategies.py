@@ -1,7 +1,7 @@
 """Hypothesis strategies for the property tests, shared by every framework.
 
 A strategy draws a :class:`Problem` of one loss family in one dtype, from one
-of three regimes of logits:
+of four regimes of logits:
 
 * ``ordinary``: values within +-20, the everyday range of trained models;
 * ``wide``: within +-1e4 for half precision and float32 (float16's range is
@@ -125,8 +125,6 @@ def _inside_unit(probs: np.ndarray, dtype: str, smallest: str = "smallest_normal
     from ``smallest`` (the format's smallest normal or subnormal value): in
     bfloat16 0.999 rounds to 1, where Keras' clip is void (a known divergence
     with its own fixed case)."""
-    from conformance.dtypes import FORMATS
-
     rounded = round_to(probs, dtype).astype(np.float64)
     below_one = 1.0 - FORMATS[dtype].eps / 2
     return round_to(np.clip(rounded, getattr(FORMATS[dtype], smallest), below_one), dtype)
@@ -134,8 +132,9 @@ def _inside_unit(probs: np.ndarray, dtype: str, smallest: str = "smallest_normal
 
 @functools.cache
 def _probabilities(shape, regime: str, low: float):
-    """Values in [low, 1); the whole regime mixes in the whole of [0, 1], whose
-    draws reach the smallest subnormals and the last values below 1."""
+    """Values in [low, 1 - low]; the whole regime mixes in the whole of [0, 1],
+    whose draws reach the smallest subnormals and the last values below 1
+    (the callers keep them off 0 and 1)."""
     ordinary = st.floats(low, 1.0 - low)
     return hnp.arrays(np.float64, shape, elements=ordinary if regime == "ordinary" else st.one_of(
         ordinary, st.floats(0.0, 1.0)))
@@ -156,8 +155,6 @@ def probability_problems(draw, dtype: str, regime: str | None = None, min_size: 
 @st.composite
 def categorical_probability_problems(draw, family: str, dtype: str, regime: str | None = None,
                                      min_size: int = 1) -> Problem:
-    from conformance.dtypes import FORMATS
-
     regime = regime or draw(st.sampled_from(PROBABILITY_REGIMES))
     shape = _shape(draw, 2, 2, min_size=min_size)
     raw = np.maximum(draw(_probabilities(tuple(shape), regime, 0.01)), FORMATS["float64"].smallest_subnormal)

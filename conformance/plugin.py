@@ -109,6 +109,9 @@ def pytest_generate_tests(metafunc):
 
 
 COLLECTED_KEYS = pytest.StashKey[set]()
+# every item collected, before -k and -m deselect: the self-tests that ask what a selection picks, or what is
+# stale, read a whole-suite run's own collection instead of collecting the suite again
+COLLECTED_ITEMS = pytest.StashKey[list]()
 CHECK_FIXTURES = ("value_check", "behaviour_check", "gradient_check")
 
 
@@ -128,6 +131,7 @@ def pytest_collection_modifyitems(session, config, items):
         if large:
             config.hook.pytest_deselected(items=large)
             items[:] = [item for item in items if item.get_closest_marker("large") is None]
+    config.stash[COLLECTED_ITEMS] = list(items)
     keys = config.stash.setdefault(COLLECTED_KEYS, set())
     try:
         suite = build(str(Path(config.getoption("cases_dir")).resolve()), tuple(config.getoption("bindings")))
@@ -181,6 +185,12 @@ def stale_divergences(config, suite=None) -> list:
         if dead:
             found.append((entry, dead))
     return found
+
+
+def shipped_suite_collected(config) -> bool:
+    """This run collected every test file on the shipped cases and bindings only."""
+    return (_whole_suite(config) and not config.getoption("bindings") and COLLECTED_ITEMS in config.stash
+            and Path(config.getoption("cases_dir")).resolve() == Path(CASES_DIR).resolve())
 
 
 def _whole_suite(config) -> bool:

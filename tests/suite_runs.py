@@ -1,36 +1,80 @@
-"""Runs the suite in a subprocess with a bindings module from tests/plugins/
-loaded by ``--bindings`` (the interface a third party uses), and reads each
-item's outcome back from its JUnit XML. For the self-tests that prove the
-suite fails an injected implementation."""
+"""Runs the suite on a few case files with a bindings module from tests/plugins/
+loaded by ``--bindings`` (the interface a third party uses), in this process, and
+reads each item's outcome from its reports. For the self-tests that prove the
+suite fails an injected implementation. In this process because nothing here
+needs a fresh interpreter: a child pytest would pay its start-up and imports
+again (2 s, and several more for each framework a selection imports)."""
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import io
 import os
 import shutil
-import subprocess
 import sys
-import xml.etree.ElementTree as ElementTree
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 PLUGINS = ROOT / "tests" / "plugins"
 
 
-def outcomes_with_bindings(module: str, selection: str, directory: Path, test_files) -> dict[str, str]:
-    """{check id: 'passed' | 'failed' | 'skipped'} of the items ``-k selection`` picks."""
-    junit = directory / "junit.xml"
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(PLUGINS), os.environ.get("PYTHONPATH", "")])}
-    result = subprocess.run(
-        [sys.executable, "-m", "pytest", "-o", "addopts=", "-p", "no:cacheprovider", "-q", "--bindings", module,
-         "-k", selection, f"--junitxml={junit}", f"--reports-dir={directory}", *test_files],
-        cwd=ROOT, capture_output=True, text=True, timeout=600, env=env)
-    assert junit.exists(), result.stdout[-3000:] + result.stderr[-3000:]
-    outcomes = {}
-    for case in ElementTree.parse(junit).getroot().iter("testcase"):
-        name = case.get("name").split("[", 1)[1][:-1]
-        failed = case.find("failure") is not None or case.find("error") is not None
-        outcomes[name] = "failed" if failed else "skipped" if case.find("skipped") is not None else "passed"
-    return outcomes
+class _Outcomes:
+    """{check id: 'passed' | 'failed' | 'skipped'}: a failure in any phase fails the item."""
+
+    def __init__(self):
+        self.found: dict[str, str] = {}
+
+    def pytest_runtest_logreport(self, report):
+        name = report.nodeid.split("[", 1)[1][:-1]
+        if report.failed:
+            self.found[name] = "failed"
+        elif report.skipped and self.found.get(name) != "failed":
+            self.found[name] = "skipped"
+        elif report.when == "call":
+            self.found.setdefault(name, "passed")
+
+
+@dataclasses.dataclass
+class Finished:
+    returncode: int
+    output: str  # what the run printed, stdout and stderr
+
+
+def run_in_process(*args: str, plugins=(), environ=None, bindings_path: bool = False) -> Finished:
+    """``pytest args`` run in this process, rooted at the project, with ``environ`` set for the run and the
+    bindings modules of tests/plugins/ importable where ``bindings_path``."""
+    output = io.StringIO()
+    saved = {name: os.environ.get(name) for name in environ or {}}
+    os.environ.update(environ or {})
+    if bindings_path:
+        sys.path.insert(0, str(PLUGINS))
+    try:
+        with contextlib.redirect_stdout(output), contextlib.redirect_stderr(output):
+            code = pytest.main(["-o", "addopts=", "-p", "no:cacheprovider", "-p", "no:xdist", f"--rootdir={ROOT}",
+                                *args], plugins=list(plugins))
+    finally:
+        if bindings_path:
+            sys.path.remove(str(PLUGINS))
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+    return Finished(int(code), output.getvalue())
+
+
+def outcomes_with_bindings(module: str, selection: str, directory: Path, test_files, case_files) -> dict[str, str]:
+    """{check id: 'passed' | 'failed' | 'skipped'} of the items ``-k selection`` picks on ``case_files``."""
+    cases = small_cases_dir(directory, *case_files, divergences=False)
+    outcomes = _Outcomes()
+    run = run_in_process("-q", "--bindings", module, "-k", selection, f"--cases-dir={cases}",
+                         f"--reports-dir={directory}", *(str(ROOT / name) for name in test_files),
+                         plugins=[outcomes], bindings_path=True)
+    assert run.returncode in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED) and outcomes.found, run.output[-3000:]
+    return outcomes.found
 
 
 def small_cases_dir(directory: Path, *files: str, divergences: bool = True) -> Path:

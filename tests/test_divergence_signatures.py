@@ -5,16 +5,13 @@ from __future__ import annotations
 
 import importlib.metadata
 import json
-import os
-import subprocess
-import sys
 import xml.etree.ElementTree as ElementTree
 from types import SimpleNamespace
 
 import pytest
 
 from conformance import signatures
-from suite_runs import PLUGINS, ROOT, small_cases_dir
+from suite_runs import ROOT, run_in_process, small_cases_dir
 
 CASE = "softmax-article0_softmax_single_row"
 DIVERGENCE = f"""divergences:
@@ -48,14 +45,11 @@ def outcomes(tmp_path_factory):
     (cases / "divergences.yaml").write_text(DIVERGENCE)
     baseline = _baseline(directory / "baseline.json", importlib.metadata.version("numpy"))
     junit = directory / "junit.xml"
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(PLUGINS), os.environ.get("PYTHONPATH", "")])}
-    result = subprocess.run(
-        [sys.executable, "-m", "pytest", "-o", "addopts=", "-p", "no:cacheprovider", "-q", "--bindings",
-         "changed_divergences", "-k", "divergent and article0_softmax_single_row", f"--cases-dir={cases}",
-         f"--reports-dir={directory}", f"--divergence-signatures={baseline}", f"--junitxml={junit}",
-         "tests/test_conformance.py"],
-        cwd=ROOT, capture_output=True, text=True, timeout=300, env=env)
-    assert junit.exists(), result.stdout[-3000:] + result.stderr[-3000:]
+    result = run_in_process("-q", "--bindings", "changed_divergences", "-k", "divergent and article0_softmax_single_row",
+                            f"--cases-dir={cases}", f"--reports-dir={directory}",
+                            f"--divergence-signatures={baseline}", f"--junitxml={junit}",
+                            str(ROOT / "tests" / "test_conformance.py"), bindings_path=True)
+    assert junit.exists(), result.output[-3000:]
     found = {}
     for case in ElementTree.parse(junit).getroot().iter("testcase"):
         if not case.get("name").endswith("-float32]"):
@@ -68,7 +62,7 @@ def outcomes(tmp_path_factory):
             skipped = case.find("skipped")
             found[name] = ("xfailed" if skipped is not None and "xfail" in (skipped.get("type") or "")
                            else "skipped" if skipped is not None else "passed", "")
-    assert set(found) == set(NAMES), (found, result.stdout[-3000:])
+    assert set(found) == set(NAMES), (found, result.output[-3000:])
     return found
 
 

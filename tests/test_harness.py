@@ -5,7 +5,6 @@ import dataclasses
 import fnmatch
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -18,7 +17,7 @@ from conformance import suite as suite_module
 from conformance.bindings import Binding
 from conformance.runner import failure_message, run_value_check
 from conformance.suite import build, skip_reason
-from suite_runs import small_cases_dir
+from suite_runs import run_in_process, small_cases_dir
 
 pytestmark = pytest.mark.selftest
 ROOT = Path(__file__).resolve().parent.parent
@@ -242,14 +241,9 @@ def test_a_stale_divergence_is_reported(tmp_path):
     (cases / "divergences.yaml").write_text(
         "divergences:\n  - id: ghost_entry\n    match: [\"sigmoid-no_such_case-*\"]\n"
         "    reason: a divergence that matches nothing at all\n    source: nowhere\n")
-    result = _pytest("--collect-only", "-q", f"--cases-dir={cases}", f"--reports-dir={tmp_path}")
-    assert "stale divergences" in result.stdout and "ghost_entry" in result.stdout, result.stdout[-2000:]
-
-
-def _pytest(*args, cwd=ROOT, timeout=300):
-    env = {**os.environ, "PYTHONHASHSEED": "0"}
-    return subprocess.run([sys.executable, "-m", "pytest", "-o", "addopts=", "-p", "no:cacheprovider", *args],
-                          cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env)
+    run = run_in_process("--collect-only", "-q", f"--cases-dir={cases}", f"--reports-dir={tmp_path}",
+                         str(ROOT / "tests"))
+    assert run.returncode == 0 and "stale divergences" in run.output and "ghost_entry" in run.output, run.output[-2000:]
 
 
 @dataclasses.dataclass
@@ -267,10 +261,14 @@ class Collected:
 
 
 @pytest.fixture(scope="module")
-def whole_suite_collected(tmp_path_factory):
-    """The whole suite collected once, in this process (the suite itself is already built here), for every
-    self-test that asks what a selection picks or what is stale: one collection instead of one per test."""
-    from conformance.plugin import stale_divergences
+def whole_suite_collected(request, tmp_path_factory):
+    """The whole suite's items, for every self-test that asks what a selection picks or what is stale: this
+    run's own when it collected the whole shipped suite (the README's ``pytest``), else collected once, in
+    this process (the suite itself is already built here)."""
+    from conformance.plugin import COLLECTED_ITEMS, shipped_suite_collected, stale_divergences
+
+    if shipped_suite_collected(request.config):
+        return Collected(request.config.stash[COLLECTED_ITEMS], stale_divergences(request.config))
 
     class Keep:
         def __init__(self):
@@ -396,10 +394,10 @@ def test_reports_are_written(tmp_path):
     cases = small_cases_dir(tmp_path, "published.yaml")
     # whichever frameworks this environment has (a single-framework tox environment has one); not the compiled
     # forms, whose inductor builds this test does not need
-    result = _pytest("-q", "-k", "article3 and float64 and not compile", f"--junitxml={junit}",
-                     f"--html={html}", "--self-contained-html", f"--cases-dir={cases}", f"--reports-dir={tmp_path}",
-                     "tests/test_conformance.py")
-    assert result.returncode == 0, result.stdout[-3000:]
+    run = run_in_process("-q", "-k", "article3 and float64 and not compile", f"--junitxml={junit}",
+                         f"--html={html}", "--self-contained-html", f"--cases-dir={cases}",
+                         f"--reports-dir={tmp_path}", str(ROOT / "tests" / "test_conformance.py"))
+    assert run.returncode == 0, run.output[-3000:]
     assert junit.exists() and html.exists()
     parity = json.loads((tmp_path / "parity.json").read_text())
     assert parity["totals"]["passed"] >= 3

@@ -34,7 +34,7 @@ BUGS = {
 @pytest.fixture(scope="module")
 def outcomes(tmp_path_factory):
     return outcomes_with_bindings("historical_bugs", "numpy and history_", tmp_path_factory.mktemp("history"),
-                                  ["tests/test_conformance.py", "tests/test_gradients.py"])
+                                  ["tests/test_conformance.py", "tests/test_gradients.py"], ["regressions.yaml"])
 
 
 def _items(outcomes, name, case_id):

@@ -30,7 +30,7 @@ ORDINARY = ["article1_normal_data", "article1_normal_data_sparse", "article0_sof
 @pytest.fixture(scope="module")
 def naive_outcomes(tmp_path_factory):
     return outcomes_with_bindings("naive_numpy", "numpy and (float32 or float64)", tmp_path_factory.mktemp("naive"),
-                                  ["tests/test_conformance.py"])
+                                  ["tests/test_conformance.py"], ["published.yaml", "extreme.yaml"])
 
 
 def _items(outcomes, case_id):

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from suite_runs import small_cases_dir
+
 pytestmark = pytest.mark.selftest
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -62,10 +64,12 @@ def installed(tmp_path_factory):
     (info / "entry_points.txt").write_text("[xent_conformance.bindings]\nmxlib = mxlib_bindings\n")
     (info / "RECORD").write_text("")
     reports = tmp_path_factory.mktemp("reports")
+    # the published numbers and the behaviour matrix: a first run's checks of both kinds, not the whole suite's
+    cases = small_cases_dir(reports, "published.yaml", "behaviour.yaml")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")])}
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "-o", "addopts=", "-p", "no:cacheprovider", "-q", "--strict-markers",
-         "-m", "mxlib", f"--junitxml={reports / 'junit.xml'}", f"--reports-dir={reports}",
+         "-m", "mxlib", f"--junitxml={reports / 'junit.xml'}", f"--reports-dir={reports}", f"--cases-dir={cases}",
          "tests/test_conformance.py", "tests/test_behaviour.py"],
         cwd=ROOT, capture_output=True, text=True, timeout=600, env=env)
     return result, reports

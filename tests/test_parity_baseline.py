@@ -7,19 +7,13 @@ bindings module whose error is set by an environment variable.
 """
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
 from conformance import baseline
-from suite_runs import small_cases_dir
+from suite_runs import ROOT, run_in_process, small_cases_dir
 
 pytestmark = pytest.mark.selftest
-ROOT = Path(__file__).resolve().parent.parent
-PLUGINS = ROOT / "tests" / "plugins"
 
 
 def record(check, outcome, max_ulp=None):
@@ -94,21 +88,17 @@ def test_a_bad_baseline_file_is_named_in_a_clear_error(tmp_path, content, messag
 
 
 def _run(tmp_path, name, perturb_ulps, *extra):
-    env = {**os.environ, "XENT_PERTURB_ULPS": str(perturb_ulps),
-           "PYTHONPATH": os.pathsep.join([str(PLUGINS), os.environ.get("PYTHONPATH", "")])}
     cases = small_cases_dir(tmp_path / f"{name}-cases", "published.yaml")
-    return subprocess.run(
-        [sys.executable, "-m", "pytest", "-o", "addopts=", "-p", "no:cacheprovider", "-q", "--bindings",
-         "perturbed_numpy", "-k", "perturbed and article0", f"--cases-dir={cases}", f"--reports-dir={tmp_path / name}",
-         *extra, "tests/test_conformance.py"],
-        cwd=ROOT, capture_output=True, text=True, timeout=600, env=env)
+    return run_in_process("-q", "--bindings", "perturbed_numpy", "-k", "perturbed and article0", f"--cases-dir={cases}",
+                          f"--reports-dir={tmp_path / name}", *extra, str(ROOT / "tests" / "test_conformance.py"),
+                          environ={"XENT_PERTURB_ULPS": str(perturb_ulps)}, bindings_path=True)
 
 
 @pytest.fixture(scope="module")
 def stored_baseline(tmp_path_factory):
     directory = tmp_path_factory.mktemp("baseline")
     first = _run(directory, "first", 0)
-    assert first.returncode == 0, first.stdout[-3000:]
+    assert first.returncode == 0, first.output[-3000:]
     target = directory / "baseline.json"
     assert baseline.main([str(directory / "first" / "parity.json"), str(target)]) == 0
     return directory, target
@@ -117,8 +107,8 @@ def stored_baseline(tmp_path_factory):
 def test_the_guard_passes_an_unchanged_run(stored_baseline):
     directory, target = stored_baseline
     result = _run(directory, "same", 0, f"--parity-baseline={target}")
-    assert result.returncode == 0, result.stdout[-3000:]
-    assert "no regression" in result.stdout
+    assert result.returncode == 0, result.output[-3000:]
+    assert "no regression" in result.output
     document = json.loads((directory / "same" / "parity.json").read_text())
     assert document["baseline"]["regressions"] == 0
     assert "no regression" in (directory / "same" / "parity.md").read_text()
@@ -127,9 +117,9 @@ def test_the_guard_passes_an_unchanged_run(stored_baseline):
 def test_the_guard_fails_a_run_whose_error_grew_within_tolerance(stored_baseline):
     directory, target = stored_baseline
     result = _run(directory, "grown", 6, f"--parity-baseline={target}")
-    assert " passed" in result.stdout and " failed" not in result.stdout.splitlines()[-1], result.stdout[-3000:]
-    assert result.returncode == 1, result.stdout[-3000:]
-    assert "REGRESSION" in result.stdout and "grown error: softmax-article0" in result.stdout
+    assert " passed" in result.output and " failed" not in result.output.splitlines()[-1], result.output[-3000:]
+    assert result.returncode == 1, result.output[-3000:]
+    assert "REGRESSION" in result.output and "grown error: softmax-article0" in result.output
     assert json.loads((directory / "grown" / "parity.json").read_text())["baseline"]["grown"]
     assert "regression" in (directory / "grown" / "parity.html").read_text()
 
@@ -138,10 +128,10 @@ def test_the_guard_names_new_failures(stored_baseline):
     directory, target = stored_baseline
     result = _run(directory, "broken", 1e6, f"--parity-baseline={target}")
     assert result.returncode == 1
-    assert "new failure: softmax-article0" in result.stdout, result.stdout[-3000:]
+    assert "new failure: softmax-article0" in result.output, result.output[-3000:]
 
 
 def test_a_missing_baseline_stops_the_run_with_its_path(tmp_path):
     result = _run(tmp_path, "missing", 0, f"--parity-baseline={tmp_path / 'nowhere.json'}")
     assert result.returncode == 4  # pytest's usage error
-    assert "nowhere.json: no such file" in result.stderr + result.stdout
+    assert "nowhere.json: no such file" in result.output

@@ -7,14 +7,13 @@ merged result against a baseline.
 """
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from suite_runs import small_cases_dir
+from suite_runs import run_in_process, small_cases_dir
 
 pytestmark = pytest.mark.selftest
 ROOT = Path(__file__).resolve().parent.parent
@@ -22,12 +21,9 @@ PLUGINS = ROOT / "tests" / "plugins"
 
 
 def _run(module: str, directory: Path) -> Path:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(PLUGINS), os.environ.get("PYTHONPATH", "")])}
     cases = small_cases_dir(directory, "published.yaml")
-    subprocess.run([sys.executable, "-m", "pytest", "-o", "addopts=", "-p", "no:cacheprovider", "-q",
-                    "--bindings", module, "-k", "numpy and article0", f"--cases-dir={cases}",
-                    f"--reports-dir={directory}", "tests/test_conformance.py"],
-                   cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    run_in_process("-q", "--bindings", module, "-k", "numpy and article0", f"--cases-dir={cases}",
+                   f"--reports-dir={directory}", str(ROOT / "tests" / "test_conformance.py"), bindings_path=True)
     assert (directory / "parity.json").exists()
     return directory / "parity.json"
 

@@ -157,9 +157,15 @@ def validate_references(cases, bindings: dict) -> None:
             check_published(case, bindings)
 
 
-@lru_cache(maxsize=4)
-def build(cases_dir: str = str(CASES_DIR), extra_modules: tuple[str, ...] = ()) -> Suite:
-    """Loads everything once per process (each xdist worker builds the same)."""
+def build(cases_dir: str | Path = CASES_DIR, extra_modules: tuple[str, ...] = ()) -> Suite:
+    """Loads everything once per process (each xdist worker builds the same), whichever way the case
+    directory is spelled."""
+    return _build(str(Path(cases_dir).resolve()), tuple(extra_modules))
+
+
+# the shipped suite stays cached while self-tests build suites of their own small case directories
+@lru_cache(maxsize=32)
+def _build(cases_dir: str, extra_modules: tuple[str, ...]) -> Suite:
     directory = Path(cases_dir)
     bindings = load_bindings(extra_modules)
     cases = load_all(directory)

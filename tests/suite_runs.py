@@ -37,6 +37,20 @@ class _Outcomes:
             self.found.setdefault(name, "passed")
 
 
+class NoFinalCollection:
+    """pytest collects the garbage at the end of a session, to find exceptions raised in finalizers; in this
+    process, which holds a whole run's objects, that takes seconds per run (pytester turns it off for its
+    in-process runs too)."""
+
+    @staticmethod
+    def pytest_configure(config):
+        try:
+            from _pytest.unraisableexception import gc_collect_iterations_key
+        except ImportError:  # a pytest without it collects nothing there
+            return
+        config.stash[gc_collect_iterations_key] = 0
+
+
 @dataclasses.dataclass
 class Finished:
     returncode: int
@@ -54,7 +68,7 @@ def run_in_process(*args: str, plugins=(), environ=None, bindings_path: bool = F
     try:
         with contextlib.redirect_stdout(output), contextlib.redirect_stderr(output):
             code = pytest.main(["-o", "addopts=", "-p", "no:cacheprovider", "-p", "no:xdist", f"--rootdir={ROOT}",
-                                *args], plugins=list(plugins))
+                                *args], plugins=[*plugins, NoFinalCollection()])
     finally:
         if bindings_path:
             sys.path.remove(str(PLUGINS))

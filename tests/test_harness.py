@@ -17,7 +17,7 @@ from conformance import suite as suite_module
 from conformance.bindings import Binding
 from conformance.runner import failure_message, run_value_check
 from conformance.suite import build, skip_reason
-from suite_runs import run_in_process, small_cases_dir
+from suite_runs import NoFinalCollection, run_in_process, small_cases_dir
 
 pytestmark = pytest.mark.selftest
 ROOT = Path(__file__).resolve().parent.parent
@@ -285,7 +285,7 @@ def whole_suite_collected(request, tmp_path_factory):
     directory = tmp_path_factory.mktemp("collected")
     code = pytest.main(["--collect-only", "-o", "addopts=", "-p", "no:cacheprovider", "-p", "no:terminal",
                         "-p", "no:xdist", f"--reports-dir={directory}", f"--rootdir={ROOT}", str(ROOT / "tests")],
-                       plugins=[keep])
+                       plugins=[keep, NoFinalCollection()])
     assert code == 0 and keep.items, f"collecting the whole suite in-process ended with {code}"
     return Collected(keep.items, keep.stale)
 

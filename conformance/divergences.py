@@ -134,14 +134,18 @@ def stale(divergences, check_ids) -> list[tuple[Divergence, tuple[str, ...]]]:
     return found
 
 
+def known_regions(divergences, binding_id: str, problem, kinds=None) -> list:
+    """(entry, mask) of each known divergence whose region applies to this binding, of the entries of
+    ``kinds`` only where given."""
+    return [(entry, REGIONS[entry.region](problem)) for entry in divergences
+            if entry.region and (kinds is None or entry.kind in kinds)
+            and any(fnmatch.fnmatchcase(binding_id, pattern) for pattern in entry.region_bindings)]
+
+
 def known_region(divergences, binding_id: str, problem, kinds=None) -> np.ndarray | None:
     """The union of the known divergences' regions for this binding (None if none), of the entries of
     ``kinds`` only where given."""
     mask = None
-    for entry in divergences:
-        if kinds is not None and entry.kind not in kinds:
-            continue
-        if entry.region and any(fnmatch.fnmatchcase(binding_id, pattern) for pattern in entry.region_bindings):
-            inside = REGIONS[entry.region](problem)
-            mask = inside if mask is None else (mask | inside)
+    for _, inside in known_regions(divergences, binding_id, problem, kinds):
+        mask = inside if mask is None else (mask | inside)
     return mask

@@ -10,6 +10,7 @@ satisfy the relation exactly).
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import functools
 
@@ -18,7 +19,7 @@ import numpy as np
 from conformance.bindings import Binding, Problem
 from conformance.dtypes import NUMPY, round_to
 from conformance.strategies import as_yaml_case
-from conformance.tolerance import bound, compare, k_for, output_scale
+from conformance.tolerance import bound, compare, family_scale, k_for, output_scale
 from reference import core
 
 
@@ -29,17 +30,79 @@ def _divergences():
     return tuple(load())
 
 
-def outside_known_regions(binding: Binding, problem: Problem, shape, kinds=None) -> np.ndarray:
-    """True where no known divergence's region applies (see conformance.regions); only the regions of
-    divergences of ``kinds`` where given."""
-    from conformance.divergences import known_region
+# The examples of the current test item ("examples"), and by (divergence id, "weakly bound" | "left out")
+# those whose elements a known divergence's region held to its weaker algorithm's bound, or left out. The
+# property tests move them into their items' reports; the property report sums them (conformance.reports).
+TALLY: collections.Counter = collections.Counter()
+_EXAMPLE: set = set()
 
-    mask = known_region(_divergences(), binding.id, problem, kinds)
-    if mask is None:
-        return np.ones(shape, bool)
-    while mask.ndim > len(shape):  # Keras' binary losses average the last axis
-        mask = mask.any(axis=-1)
-    return ~np.broadcast_to(mask, shape)
+
+def tallied(check):
+    """Counts each (divergence, treatment) once per example of ``check``."""
+
+    @functools.wraps(check)
+    def run_one(*args, **kwargs):
+        _EXAMPLE.clear()
+        TALLY["examples"] += 1
+        try:
+            return check(*args, **kwargs)
+        finally:
+            TALLY.update(_EXAMPLE)
+            _EXAMPLE.clear()
+
+    return run_one
+
+
+def _fit(values: np.ndarray, shape, reduce=np.any) -> np.ndarray:
+    while values.ndim > len(shape):  # Keras' binary losses average the last axis
+        values = reduce(values, axis=-1)
+    return np.broadcast_to(values, shape)
+
+
+def _regions(binding: Binding, problem: Problem, kinds=None) -> list:
+    """(entry, inside, weaker scale or None) of each known divergence's region for the binding (see
+    conformance.regions): the scale is inf where the region has no bound."""
+    from conformance.divergences import known_regions
+    from conformance.regions import WEAKER_SCALES
+
+    found = []
+    for entry, inside in known_regions(_divergences(), binding.id, problem, kinds):
+        if not np.any(inside):
+            continue
+        weaker = WEAKER_SCALES.get(entry.region)
+        scale = np.full(np.shape(inside), np.inf) if weaker is None else weaker(problem)
+        found.append((entry, inside, np.broadcast_to(np.asarray(scale, np.float64), np.shape(inside))))
+    return found
+
+
+def outside_known_regions(binding: Binding, problem: Problem, shape, kinds=None) -> np.ndarray:
+    """True where no known divergence's region leaves the element out (see conformance.regions): a region
+    with a weaker algorithm's bound keeps its elements, held to that bound by :func:`run`; only the regions
+    of divergences of ``kinds`` where given."""
+    left_out = np.zeros(shape, bool)
+    for entry, inside, scale in _regions(binding, problem, kinds):
+        out = _fit(inside & ~np.isfinite(scale), shape)
+        if np.any(out):
+            _EXAMPLE.add((entry.id, "left out"))
+            left_out = left_out | out
+    return ~left_out
+
+
+def _scale(binding: Binding, problem: Problem, exact: np.ndarray) -> np.ndarray:
+    """The output's scale (conformance.tolerance.output_scale), with the weaker algorithm's scale inside
+    each known divergence's region that has one."""
+    held = [(entry, inside & np.isfinite(scale), scale) for entry, inside, scale in _regions(binding, problem)]
+    held = [(entry, inside, scale) for entry, inside, scale in held if np.any(inside)]
+    if not held:
+        return output_scale(binding, problem, exact)
+    base = binding.scale(problem) if binding.scale is not None else family_scale(problem)
+    weaker = np.zeros(np.shape(base))
+    for entry, inside, scale in held:
+        if np.shape(inside) != np.shape(base):
+            continue  # a region of another shape (a row's, for elements): its elements stay at the model's bound
+        weaker = np.where(inside, np.maximum(weaker, scale), weaker)
+        _EXAMPLE.add((entry.id, "weakly bound"))
+    return output_scale(dataclasses.replace(binding, scale=lambda _: np.maximum(base, weaker)), problem, exact)
 
 
 def _fail(what: str, problem: Problem, detail: str = "") -> None:
@@ -66,7 +129,7 @@ def run(binding: Binding, problem: Problem) -> tuple[np.ndarray, np.ndarray, str
     got = np.asarray(binding.call(problem))
     dtype = got.dtype.name if got.dtype.name in NUMPY else problem.dtype
     exact = core.to_work(binding.reference(problem))
-    allowed = bound(exact, output_scale(binding, problem, exact), dtype, k_for(dtype, binding))
+    allowed = bound(exact, _scale(binding, problem, exact), dtype, k_for(dtype, binding))
     return core.to_work(got), allowed, dtype
 
 
@@ -85,12 +148,13 @@ def _close(first, second, allowed, dtype: str) -> np.ndarray:
         return same | rounds_to | (np.abs(first - second) <= allowed)
 
 
+@tallied
 def agrees_with_reference(binding: Binding, problem: Problem) -> None:
     problem = _resolved(binding, problem)
     exact = core.to_work(binding.reference(problem))
     got = np.asarray(binding.call(problem))
     dtype = got.dtype.name if got.dtype.name in NUMPY else problem.dtype
-    scale = np.broadcast_to(output_scale(binding, problem, exact), exact.shape)
+    scale = np.broadcast_to(_scale(binding, problem, exact), exact.shape)
     keep = outside_known_regions(binding, problem, exact.shape) if got.shape == exact.shape else True
     verdict = compare(got[keep], exact[keep], scale[keep], dtype, k_for(dtype, binding))
     if not verdict.ok:
@@ -99,6 +163,7 @@ def agrees_with_reference(binding: Binding, problem: Problem) -> None:
               f"bound {verdict.bound_at_worst:.3g}; {verdict.problem}")
 
 
+@tallied
 def shift_invariant(binding: Binding, problem: Problem, shift: int) -> None:
     """softmax(x + c) = softmax(x): the loss does not move when a row shifts."""
     x = round_to(np.round(problem.inputs["logits"].astype(np.float64) * 8) / 8, problem.dtype)
@@ -113,6 +178,7 @@ def shift_invariant(binding: Binding, problem: Problem, shift: int) -> None:
               f"loss {first.astype(float)} and {second.astype(float)}")
 
 
+@tallied
 def permutation_equivariant(binding: Binding, problem: Problem, permutation: np.ndarray) -> None:
     """Reordering the classes (and the labels with them) leaves the loss alone."""
     x = problem.inputs["logits"]
@@ -129,6 +195,7 @@ def permutation_equivariant(binding: Binding, problem: Problem, permutation: np.
               f"permutation {permutation.tolist()}: {first.astype(float)} and {second.astype(float)}")
 
 
+@tallied
 def sparse_equals_dense(sparse: Binding, dense: Binding, problem: Problem) -> None:
     """Class indices and their one-hot rows give the same loss."""
     one_hot = round_to((problem.labels[..., None] == np.arange(problem.inputs["logits"].shape[-1])).astype(float),
@@ -144,6 +211,7 @@ def sparse_equals_dense(sparse: Binding, dense: Binding, problem: Problem) -> No
               f"{first.astype(float)} and {second.astype(float)}")
 
 
+@tallied
 def sigmoid_is_two_class_softmax(sigmoid: Binding, softmax: Binding, problem: Problem) -> None:
     """sigmoid CE of (x, z) = softmax CE of logits (0, x) with labels (1 - z, z)."""
     x, z = problem.inputs["logits"], problem.labels
@@ -161,6 +229,7 @@ def sigmoid_is_two_class_softmax(sigmoid: Binding, softmax: Binding, problem: Pr
               f"{first.astype(float)} and {second.astype(float)}")
 
 
+@tallied
 def label_smoothing_mixes(binding: Binding, problem: Problem, smoothing: float, uniform_binding: Binding) -> None:
     """L with smoothing e = (1 - e) L(labels) + e L(uniform labels)."""
     smoothed_problem = _with(problem, options={"label_smoothing": smoothing})
@@ -193,6 +262,7 @@ def _prediction_name(problem: Problem) -> str:
     return "logits" if "logits" in problem.inputs else "probs"
 
 
+@tallied
 def focal_without_focus_is_plain(focal: Binding, plain: Binding, problem: Problem) -> None:
     """gamma = 0 (and no class weighting) turns a focal loss into the plain one."""
     options = {"gamma": 0.0}
@@ -206,6 +276,7 @@ def focal_without_focus_is_plain(focal: Binding, plain: Binding, problem: Proble
               f"{first.astype(float)} and {second.astype(float)}")
 
 
+@tallied
 def sum_is_sum_of_none(binding: Binding, problem: Problem) -> None:
     total, allowed_total, dtype = run(binding, _with(problem, options={"reduction": "sum"}))
     values, allowed_values, _ = run(binding, _with(problem, options={"reduction": "none"}))
@@ -214,6 +285,7 @@ def sum_is_sum_of_none(binding: Binding, problem: Problem) -> None:
               f"{float(total)} and {float(np.sum(values))}")
 
 
+@tallied
 def mean_is_weighted_sum_over_weights(binding: Binding, problem: Problem, weights: np.ndarray) -> None:
     """torch's mean with class weights, Keras' mean_with_sample_weight: sum / sum of weights."""
     if "weight" in binding.options:
@@ -230,18 +302,21 @@ def mean_is_weighted_sum_over_weights(binding: Binding, problem: Problem, weight
               f"{float(mean)} and {float(expected)} (weights {weights.astype(float).tolist()})")
 
 
+@tallied
 def non_negative(binding: Binding, problem: Problem) -> None:
     got, allowed, _ = run(binding, problem)
     if np.any(got < -allowed):
         _fail(f"{binding.api} returns a negative loss for labels in [0, 1]", problem, f"{got.astype(float)}")
 
 
+@tallied
 def finite_where_the_loss_is(binding: Binding, problem: Problem) -> None:
     """Finite inputs and a finite exact loss (in the output dtype) give a finite loss, except in the regions
     of the known divergences whose failure is a non-finite value (kind special-values): the regions of the
     others, which are only less accurate, stay in."""
-    got, _, dtype = run(binding, problem)
     problem = _resolved(binding, problem)
+    got = np.asarray(binding.call(problem))  # no bound: finiteness is the property
+    dtype = got.dtype.name if got.dtype.name in NUMPY else problem.dtype
     exact = np.asarray(binding.reference(problem), dtype=np.float64)
     with np.errstate(over="ignore"):
         representable = np.isfinite(exact.astype(NUMPY[dtype]).astype(np.float64))
@@ -252,6 +327,7 @@ def finite_where_the_loss_is(binding: Binding, problem: Problem) -> None:
               f"{got.astype(float)} against {exact}")
 
 
+@tallied
 def at_least_minus_log_max_probability(binding: Binding, problem: Problem) -> None:
     """For labels summing to 1: L >= -log(max_c softmax(x)_c)."""
     got, allowed, _ = run(binding, problem)
@@ -263,6 +339,7 @@ def at_least_minus_log_max_probability(binding: Binding, problem: Problem) -> No
         _fail(f"{binding.api} falls below -log(max softmax)", problem, f"{got.astype(float)} against {floor}")
 
 
+@tallied
 def gradient_sums_to_zero(binding: Binding, problem: Problem) -> None:
     """d L / d logits = A softmax(x) - a sums to A - A = 0 over the classes."""
     from conformance.dtypes import FORMATS

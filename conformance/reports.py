@@ -187,6 +187,8 @@ class Recorder:
     def pytest_runtest_logreport(self, report):
         outcome = outcome_of(report)
         if outcome is None:
+            if report.nodeid in self.records:  # a passing teardown's properties (a property test's region tally)
+                self.records[report.nodeid].update({name: value for name, value in report.user_properties})
             return
         record = self.records.setdefault(report.nodeid, {"nodeid": report.nodeid})
         record.update({name: value for name, value in report.user_properties})
@@ -221,6 +223,7 @@ class Recorder:
         write_parity(self.directory(), records, interrupted=interrupted, baseline_diff=self.baseline_diff)
         write_accuracy(self.directory(), records, interrupted=interrupted)
         write_behaviour(self.directory(), records, interrupted=interrupted)
+        write_properties(self.directory(), records, interrupted=interrupted)
 
     def pytest_html_results_summary(self, prefix, summary, postfix):
         """A section of the HTML report: the accuracy table's worst cells."""
@@ -479,6 +482,61 @@ def write_behaviour(directory: Path, records, interrupted: bool = False) -> None
     text = behaviour_markdown(behaviour_tables(records), interrupted)
     extra = unrecorded_markdown(records)
     (directory / "behaviour.md").write_text(text + ("\n" + extra if extra else ""))
+
+
+def property_regions(records) -> dict:
+    """{property: {"examples": n, "items": n, divergence id: {"weakly bound": n, "left out": n}}} summed over
+    the property tests' items (their ``region_tally``, conformance.properties.TALLY)."""
+    found: dict = {}
+    for record in records:
+        tally = record.get("region_tally")
+        if not isinstance(tally, dict):
+            continue
+        name = record["nodeid"].split("::")[-1].split("[")[0]
+        summary = found.setdefault(name, {"examples": 0, "items": 0})
+        summary["items"] += 1
+        for key, count in tally.items():
+            if key == "examples":
+                summary["examples"] += count
+                continue
+            entry, treatment = key.rsplit(": ", 1)
+            summary.setdefault(entry, {"weakly bound": 0, "left out": 0})[treatment] += count
+    return found
+
+
+def properties_markdown(regions: dict, interrupted: bool = False) -> str:
+    lines = ["# Property tests: what the known divergences' regions did", ""]
+    if interrupted:
+        lines += ["**The run was interrupted: the counts cover the items that ran.**", ""]
+    lines += ["Per property, the examples drawn and, for each known divergence whose region some of them met, "
+              "how many examples it held to the weaker algorithm's bound (the divergence is that algorithm's "
+              "rounding: the invariant still had to hold within its error) and how many it left out "
+              "(elements where no bound describes the framework: a clip, another function, NaN or an "
+              "overflow). An example counts once per divergence and treatment, however many of its "
+              "elements met the region. See conformance/regions.py.", "",
+              "| property | items | examples | divergence | weakly bound | left out |",
+              "| --- | ---: | ---: | --- | ---: | ---: |"]
+    if not regions:
+        lines.append("| (no property test ran) | | | | | |")
+    for name in sorted(regions):
+        summary = regions[name]
+        entries = sorted(key for key in summary if key not in ("examples", "items"))
+        if not entries:
+            lines.append(f"| {name} | {summary['items']} | {summary['examples']} | (none met) | | |")
+        for entry in entries:
+            counts = summary[entry]
+            lines.append(f"| {name} | {summary['items']} | {summary['examples']} | {entry} | "
+                         f"{counts['weakly bound']} | {counts['left out']} |")
+    return "\n".join(lines) + "\n"
+
+
+def write_properties(directory: Path, records, interrupted: bool = False) -> None:
+    """reports/properties.md and properties.json (empty where the run had no property test)."""
+    regions = property_regions(records)
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "properties.md").write_text(properties_markdown(regions, interrupted))
+    (directory / "properties.json").write_text(json.dumps({"interrupted": interrupted, "properties": regions},
+                                                          indent=1, sort_keys=True))
 
 
 def behaviour_html(tables) -> str:

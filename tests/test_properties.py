@@ -16,6 +16,17 @@ from conformance import properties, strategies
 from conformance.bindings import AS_CALLED, load_bindings
 
 pytestmark = pytest.mark.property
+
+
+@pytest.fixture(autouse=True)
+def region_tally(request):
+    """How many examples each known divergence's region held to a weaker bound or left out, in the item's
+    report (the property report sums them)."""
+    properties.TALLY.clear()
+    yield
+    tally = {("examples" if key == "examples" else f"{key[0]}: {key[1]}"): count
+             for key, count in properties.TALLY.items()}
+    request.node.user_properties.append(("region_tally", tally))
 # the as-called forms run the pinned forms' kernels with the framework's own
 # reduction and dtype handling, which the cases check; the invariants are the
 # kernels', so they are drawn once per kernel

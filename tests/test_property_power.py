@@ -178,3 +178,38 @@ def test_gradient_sum_catches_an_offset_gradient():
     binding = exact(CE_PROBS)
     offset = dataclasses.replace(binding, gradient=lambda p: {"logits": binding.gradient(p)["logits"] + 1e-3})
     must_fail(lambda p: properties.gradient_sums_to_zero(offset, p), strategy)
+
+
+def _cancelling(factor: float):
+    """torch's BCE with logits, off by ``factor`` eps |x| where it cancels terms of size |x| (x < 0, z < 1):
+    factor 1 is the known divergence torch_bce_with_logits_cancels, a larger one a second fault."""
+    def bend(problem, value):
+        x, z = problem.inputs["logits"].astype(np.float64), problem.labels.astype(np.float64)
+        eps = float(np.finfo(problem.dtype).eps)
+        return value + np.where((x < 0) & (z < 1), factor * eps * np.abs(x), 0.0)
+
+    return exact(BCE_LOGITS, bend)
+
+
+def test_a_region_holds_its_elements_to_the_weaker_algorithms_bound():
+    strategy = strategies.sigmoid_problems("float32", "ordinary")
+    must_pass(lambda p: properties.agrees_with_reference(_cancelling(1.0), p), strategy)
+    must_fail(lambda p: properties.agrees_with_reference(_cancelling(1e3), p), strategy)
+    must_fail(lambda p: properties.non_negative(_cancelling(-1e3), p), strategy)
+
+
+def test_the_tally_counts_each_example_a_region_bound_weakly_or_left_out():
+    from conformance.bindings import Problem
+
+    properties.TALLY.clear()
+    inside = Problem("sigmoid", {"logits": np.array([-7.25, 2.0], np.float32),
+                                 "labels": np.array([0.0, 1.0], np.float32)}, {}, "float32")
+    properties.agrees_with_reference(_cancelling(1.0), inside)
+    properties.agrees_with_reference(_cancelling(1.0), dataclasses.replace(
+        inside, inputs={**inside.inputs, "logits": np.array([7.25, 2.0], np.float32)}))
+    assert properties.TALLY == {"examples": 2, ("torch_bce_with_logits_cancels", "weakly bound"): 1}
+    properties.TALLY.clear()
+    floored = Problem("sparse_softmax", {"logits": np.array([[0.0, 65.0]], np.float32), "labels": np.array([0])},
+                      {}, "float32")  # Paddle clips x - max(x) at -64 (paddle_softmax_clipped_at_minus_64)
+    properties.agrees_with_reference(exact("paddle:nn.functional.cross_entropy"), floored)
+    assert properties.TALLY == {"examples": 1, ("paddle_softmax_clipped_at_minus_64", "left out"): 1}

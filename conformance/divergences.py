@@ -71,7 +71,7 @@ class Divergence:
     strict: bool = True
     kind: str = "semantics"
     checks: str = "value"  # which checks of a matching id: value, gradient or both
-    region: str | None = None  # conformance.regions: where property tests leave it out
+    region: str | None = None  # conformance.regions: where property tests hold it to a weaker bound or leave it out
     region_bindings: tuple[str, ...] = ()
     quotes: tuple[dict, ...] = field(default=(), compare=False)  # {check, got, exact?, index?}: tests/test_divergence_quotes.py
 

@@ -7,7 +7,9 @@ divergence". So every failing check records its failure signature (a
 
 * ``error``: outside the bound, every element finite where the exact value is
   (with its worst error in ULPs, ``max_ulp``);
-* ``non-finite``: NaN or inf where the exact value is finite;
+* ``nan``, ``inf`` or ``nan and inf``: NaN, an infinity, or both where the
+  exact value is finite (a loss that overflowed to inf and now gives NaN
+  fails otherwise than recorded);
 * ``dtype <name>``: a result or gradient in another dtype than documented;
 * ``shape``: an output of another shape than the exact value's;
 * ``raises <Type>``: the call raised;
@@ -44,15 +46,29 @@ class DivergenceChanged(Exception):
     """A known divergence's check failed otherwise than recorded: not an AssertionError, so no xfail takes it."""
 
 
+NON_FINITE = ("nan", "inf", "nan and inf")
+
+
+def _non_finite(kinds: set) -> str | None:
+    """``nan``, ``inf`` or ``nan and inf`` for the non-finite kinds found, None for none."""
+    return " and ".join(kind for kind in ("nan", "inf") if kind in kinds) or None
+
+
+def _lost(expected, got) -> set:
+    """The kinds of non-finite value (``nan``, ``inf``) that ``got`` has where ``expected`` is finite."""
+    with np.errstate(invalid="ignore", over="ignore"):  # an exact value past float64's range rounds to inf
+        finite = np.isfinite(expected.astype(np.float64))
+        got = got.astype(np.float64)
+    return {kind for kind, where in (("nan", np.isnan(got)), ("inf", np.isinf(got))) if np.any(finite & where)}
+
+
 def of_values(expected, got) -> str:
-    """``shape`` where the output's shape is not the exact value's, ``non-finite`` where it has NaN or inf at
-    a finite exact value, else ``error``."""
+    """``shape`` where the output's shape is not the exact value's; ``nan``, ``inf`` or ``nan and inf`` where it
+    has NaN, an infinity or both at a finite exact value; else ``error``."""
     expected, got = np.asarray(expected), np.asarray(got)
     if expected.shape != got.shape:
         return "shape"
-    with np.errstate(invalid="ignore", over="ignore"):  # an exact value past float64's range rounds to inf
-        lost = np.isfinite(expected.astype(np.float64)) & ~np.isfinite(got.astype(np.float64))
-    return "non-finite" if bool(np.any(lost)) else "error"
+    return _non_finite(_lost(expected, got)) or "error"
 
 
 @lru_cache(maxsize=4)
@@ -122,10 +138,13 @@ def pin(check, node, signature: str, max_ulp=None, details: str = "") -> None:
 
 
 def of_outcomes(outcomes) -> str:
-    """One signature for the failing outcomes of a check (a gradient has one per input): ``non-finite``
-    if any of them is."""
+    """One signature for the failing outcomes of a check (a gradient has one per input): the non-finite
+    values of all of them where any has one (``nan and inf`` where one input's gradient has NaN and
+    another's inf), else the first's."""
     found = [of_values(o.expected, o.got) for o in outcomes if not o.verdict.ok]
-    return "non-finite" if "non-finite" in found else (found[0] if found else "error")
+    non_finite = _non_finite({kind for signature in found if signature in NON_FINITE
+                              for kind in signature.split(" and ")})
+    return non_finite or (found[0] if found else "error")
 
 
 @contextmanager

@@ -21,7 +21,8 @@ DIVERGENCE = f"""divergences:
     reason: a NumPy binding 1e4 ULPs off, for the self-tests of divergence signatures
     source: tests/plugins/changed_divergences.py
 """
-NAMES = ("as_recorded", "worse", "raising", "wrong_dtype", "nan")
+NAMES = ("as_recorded", "worse", "raising", "wrong_dtype", "nan", "inf_as_recorded", "nan_where_inf")
+RECORDED_INF = ("inf_as_recorded", "nan_where_inf")
 
 
 def _check_id(name: str) -> str:
@@ -29,17 +30,18 @@ def _check_id(name: str) -> str:
 
 
 def _baseline(path, numpy_version: str):
-    """Every binding's check recorded as the as_recorded binding fails: 'error', at most 2e4 ULPs."""
+    """Every binding's check recorded as the as_recorded binding fails: 'error', at most 2e4 ULPs; those of
+    RECORDED_INF as overflowing to inf."""
     path.write_text(json.dumps({
         "environment": {"packages": {"numpy": numpy_version}},
-        "checks": [{"check": _check_id(name), "outcome": "xfailed", "failure": "error", "max_ulp": 2e4}
-                   for name in NAMES]}))
+        "checks": [{"check": _check_id(name), "outcome": "xfailed", "max_ulp": 2e4,
+                    "failure": "inf" if name in RECORDED_INF else "error"} for name in NAMES]}))
     return path
 
 
 @pytest.fixture(scope="module")
 def outcomes(tmp_path_factory):
-    """{binding name: (outcome, message)} of one child run of the five bindings against that baseline."""
+    """{binding name: (outcome, message)} of one run of the bindings against that baseline."""
     directory = tmp_path_factory.mktemp("signatures")
     cases = small_cases_dir(directory, "published.yaml", divergences=False)
     (cases / "divergences.yaml").write_text(DIVERGENCE)
@@ -66,15 +68,17 @@ def outcomes(tmp_path_factory):
     return found
 
 
-def test_a_check_failing_as_recorded_stays_the_known_divergence(outcomes):
-    assert outcomes["as_recorded"][0] == "xfailed", outcomes["as_recorded"]
+@pytest.mark.parametrize("name", ["as_recorded", "inf_as_recorded"])
+def test_a_check_failing_as_recorded_stays_the_known_divergence(outcomes, name):
+    assert outcomes[name][0] == "xfailed", outcomes[name]
 
 
 @pytest.mark.parametrize("name, change", [
     ("worse", "the divergence got worse"),
     ("raising", "now fails as 'raises ValueError'"),
     ("wrong_dtype", "now fails as 'dtype float16'"),
-    ("nan", "now fails as 'non-finite'"),
+    ("nan", "now fails as 'nan'"),
+    ("nan_where_inf", "recorded this check failing as 'inf' (baseline"),
 ])
 def test_a_check_failing_otherwise_fails_naming_the_entry_and_the_change(outcomes, name, change):
     outcome, message = outcomes[name]
@@ -104,9 +108,22 @@ def test_growth_follows_the_baseline_guard(tmp_path):
 
 @pytest.mark.parametrize("expected, got, signature", [
     ([1.0, 2.0], [1.5, 2.0], "error"),
-    ([1.0, 2.0], [1.0, float("nan")], "non-finite"),
+    ([1.0, 2.0], [1.0, float("nan")], "nan"),
+    ([1.0, 2.0], [1.0, float("-inf")], "inf"),
+    ([1.0, 2.0, 3.0], [float("inf"), 2.0, float("nan")], "nan and inf"),
+    ([1.0, float("nan")], [1.0, float("nan")], "error"),
     ([1.0, float("inf")], [1.0, float("inf")], "error"),
     ([1.0, 2.0], [1.0], "shape"),
 ])
 def test_value_signatures(expected, got, signature):
     assert signatures.of_values(expected, got) == signature
+
+
+def test_a_gradient_names_every_non_finite_kind_of_its_inputs():
+    def outcome(got, ok=False):
+        return SimpleNamespace(expected=[1.0, 2.0], got=got, verdict=SimpleNamespace(ok=ok))
+
+    nan, inf, off = outcome([1.0, float("nan")]), outcome([float("inf"), 2.0]), outcome([1.5, 2.0])
+    assert signatures.of_outcomes([off, nan, inf]) == "nan and inf"
+    assert signatures.of_outcomes([off, inf]) == "inf"
+    assert signatures.of_outcomes([off, outcome([1.0, float("nan")], ok=True)]) == "error"

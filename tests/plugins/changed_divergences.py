@@ -2,7 +2,9 @@
 
 ``numpy:divergent.as_recorded`` is 1e4 ULPs off, as the test's baseline records
 for every one of them; each other binding fails otherwise: 1e6 ULPs off, a
-raise, a float16 result for float32 inputs, NaN. Loaded by
+raise, a float16 result for float32 inputs, NaN. ``numpy:divergent.inf_as_recorded``
+and ``numpy:divergent.nan_where_inf`` are recorded overflowing to inf: the
+first still does, the second now gives NaN. Loaded by
 tests/test_divergence_signatures.py with ``--bindings changed_divergences``.
 """
 
@@ -31,12 +33,15 @@ def _float16(problem: Problem) -> np.ndarray:
     return _scaled(1e4)(problem).astype(np.float16)
 
 
-def _nan(problem: Problem) -> np.ndarray:
-    return np.full(np.shape(_scaled(0)(problem)), np.nan, np.asarray(problem.prediction).dtype)
+def _filled(value: float):
+    def call(problem: Problem) -> np.ndarray:
+        return np.full(np.shape(_scaled(0)(problem)), value, np.asarray(problem.prediction).dtype)
+
+    return call
 
 
 FAILURES = {"as_recorded": _scaled(1e4), "worse": _scaled(1e6), "raising": _raising, "wrong_dtype": _float16,
-            "nan": _nan}
+            "nan": _filled(np.nan), "inf_as_recorded": _filled(np.inf), "nan_where_inf": _filled(np.nan)}
 
 BINDINGS = [
     Binding(id=f"numpy:divergent.{name}", api=f"divergent softmax cross-entropy ({name})", framework="numpy",

@@ -18,7 +18,6 @@ from functools import lru_cache
 from pathlib import Path
 
 import jsonschema
-import numpy as np
 
 from conformance.cases import CASES_DIR, DIVERGENCES_FILE, CaseError, _read_yaml
 from conformance.regions import REGIONS
@@ -140,12 +139,3 @@ def known_regions(divergences, binding_id: str, problem, kinds=None) -> list:
     return [(entry, REGIONS[entry.region](problem)) for entry in divergences
             if entry.region and (kinds is None or entry.kind in kinds)
             and any(fnmatch.fnmatchcase(binding_id, pattern) for pattern in entry.region_bindings)]
-
-
-def known_region(divergences, binding_id: str, problem, kinds=None) -> np.ndarray | None:
-    """The union of the known divergences' regions for this binding (None if none), of the entries of
-    ``kinds`` only where given."""
-    mask = None
-    for _, inside in known_regions(divergences, binding_id, problem, kinds):
-        mask = inside if mask is None else (mask | inside)
-    return mask

@@ -53,10 +53,10 @@ def tallied(check):
     return run_one
 
 
-def _fit(values: np.ndarray, shape, reduce=np.any) -> np.ndarray:
-    while values.ndim > len(shape):  # Keras' binary losses average the last axis
-        values = reduce(values, axis=-1)
-    return np.broadcast_to(values, shape)
+def _fit(mask: np.ndarray, shape) -> np.ndarray:
+    while mask.ndim > len(shape):  # Keras' binary losses average the last axis
+        mask = mask.any(axis=-1)
+    return np.broadcast_to(mask, shape)
 
 
 def _regions(binding: Binding, problem: Problem, kinds=None) -> list:
@@ -77,8 +77,8 @@ def _regions(binding: Binding, problem: Problem, kinds=None) -> list:
 
 def outside_known_regions(binding: Binding, problem: Problem, shape, kinds=None) -> np.ndarray:
     """True where no known divergence's region leaves the element out (see conformance.regions): a region
-    with a weaker algorithm's bound keeps its elements, held to that bound by :func:`run`; only the regions
-    of divergences of ``kinds`` where given."""
+    with a weaker algorithm's bound keeps its elements, held to that bound by ``run(..., in_regions=True)``;
+    only the regions of divergences of ``kinds`` where given."""
     left_out = np.zeros(shape, bool)
     for entry, inside, scale in _regions(binding, problem, kinds):
         out = _fit(inside & ~np.isfinite(scale), shape)
@@ -91,8 +91,8 @@ def outside_known_regions(binding: Binding, problem: Problem, shape, kinds=None)
 def _scale(binding: Binding, problem: Problem, exact: np.ndarray) -> np.ndarray:
     """The output's scale (conformance.tolerance.output_scale), with the weaker algorithm's scale inside
     each known divergence's region that has one."""
-    held = [(entry, inside & np.isfinite(scale), scale) for entry, inside, scale in _regions(binding, problem)]
-    held = [(entry, inside, scale) for entry, inside, scale in held if np.any(inside)]
+    held = [(entry, inside & np.isfinite(scale), scale) for entry, inside, scale in _regions(binding, problem)
+            if np.any(inside & np.isfinite(scale))]
     if not held:
         return output_scale(binding, problem, exact)
     base = binding.scale(problem) if binding.scale is not None else family_scale(problem)
@@ -123,13 +123,16 @@ def _resolved(binding: Binding, problem: Problem) -> Problem:
     return dataclasses.replace(problem, options=resolve_options(problem.options, binding, problem.dtype))
 
 
-def run(binding: Binding, problem: Problem) -> tuple[np.ndarray, np.ndarray, str]:
-    """(output, its allowed error, output dtype) of a binding on a problem."""
+def run(binding: Binding, problem: Problem, in_regions: bool = False) -> tuple[np.ndarray, np.ndarray, str]:
+    """(output, its allowed error, output dtype) of a binding on a problem; ``in_regions``: the weaker
+    algorithm's bound inside the known divergences' regions, for the properties that would otherwise leave
+    those elements out (the others passed there at the model's bound, and keep it)."""
     problem = _resolved(binding, problem)
     got = np.asarray(binding.call(problem))
     dtype = got.dtype.name if got.dtype.name in NUMPY else problem.dtype
     exact = core.to_work(binding.reference(problem))
-    allowed = bound(exact, _scale(binding, problem, exact), dtype, k_for(dtype, binding))
+    scale = _scale(binding, problem, exact) if in_regions else output_scale(binding, problem, exact)
+    allowed = bound(exact, scale, dtype, k_for(dtype, binding))
     return core.to_work(got), allowed, dtype
 
 
@@ -201,8 +204,8 @@ def sparse_equals_dense(sparse: Binding, dense: Binding, problem: Problem) -> No
     one_hot = round_to((problem.labels[..., None] == np.arange(problem.inputs["logits"].shape[-1])).astype(float),
                        problem.dtype)
     dense_problem = _with(problem, family="softmax", inputs={"labels": one_hot})
-    first, allowed_first, dtype = run(sparse, problem)
-    second, allowed_second, _ = run(dense, dense_problem)
+    first, allowed_first, dtype = run(sparse, problem, in_regions=True)
+    second, allowed_second, _ = run(dense, dense_problem, in_regions=True)
     # a known divergence of either binding (the dense form's NaN at a -inf log-probability, say)
     keep = outside_known_regions(sparse, problem, first.shape) & outside_known_regions(dense, dense_problem,
                                                                                         first.shape)
@@ -217,9 +220,9 @@ def sigmoid_is_two_class_softmax(sigmoid: Binding, softmax: Binding, problem: Pr
     x, z = problem.inputs["logits"], problem.labels
     pair_logits = np.stack([np.zeros_like(x), x], axis=-1)
     pair_labels = np.stack([round_to(1 - z.astype(np.float64), problem.dtype), z], axis=-1)
-    first, allowed_first, dtype = run(sigmoid, problem)
+    first, allowed_first, dtype = run(sigmoid, problem, in_regions=True)
     pair = Problem("softmax", {"logits": pair_logits, "labels": pair_labels}, {}, problem.dtype)
-    second, allowed_second, _ = run(softmax, pair)
+    second, allowed_second, _ = run(softmax, pair, in_regions=True)
     if first.shape != second.shape:  # Keras' binary loss is the mean over the last axis
         second, allowed_second = second.mean(axis=-1), allowed_second.mean(axis=-1)
     # a known divergence of either binding: the sigmoid one's on the elements, the softmax one's on their rows
@@ -233,15 +236,15 @@ def sigmoid_is_two_class_softmax(sigmoid: Binding, softmax: Binding, problem: Pr
 def label_smoothing_mixes(binding: Binding, problem: Problem, smoothing: float, uniform_binding: Binding) -> None:
     """L with smoothing e = (1 - e) L(labels) + e L(uniform labels)."""
     smoothed_problem = _with(problem, options={"label_smoothing": smoothing})
-    smoothed, allowed_smoothed, dtype = run(binding, smoothed_problem)
-    plain, allowed_plain, _ = run(binding, problem)
+    smoothed, allowed_smoothed, dtype = run(binding, smoothed_problem, in_regions=True)
+    plain, allowed_plain, _ = run(binding, problem, in_regions=True)
     shape = problem.inputs[_prediction_name(problem)].shape
     value = 0.5 if problem.family in ("sigmoid", "binary_probs") else 1.0 / shape[-1]
     uniform_labels = round_to(np.full(shape, value), problem.dtype)
     family = {"sparse_softmax": "softmax", "sparse_categorical_probs": "categorical_probs"}.get(problem.family,
                                                                                                 problem.family)
     uniform_problem = _with(problem, family=family, inputs={"labels": uniform_labels})
-    uniform, allowed_uniform, _ = run(uniform_binding, uniform_problem)
+    uniform, allowed_uniform, _ = run(uniform_binding, uniform_problem, in_regions=True)
     e = core.WORK(smoothing)
     mixed = (1 - e) * plain + e * uniform
     # a known divergence of any of the three losses
@@ -268,8 +271,8 @@ def focal_without_focus_is_plain(focal: Binding, plain: Binding, problem: Proble
     options = {"gamma": 0.0}
     if "alpha" in focal.options and problem.family in ("softmax", "categorical_probs"):
         options["alpha"] = 1.0
-    first, allowed_first, dtype = run(focal, _with(problem, options=options))
-    second, allowed_second, _ = run(plain, problem)
+    first, allowed_first, dtype = run(focal, _with(problem, options=options), in_regions=True)
+    second, allowed_second, _ = run(plain, problem, in_regions=True)
     keep = outside_known_regions(focal, problem, np.shape(first))
     if not np.all(_close(first, second, allowed_first + allowed_second, dtype)[keep]):
         _fail(f"{focal.api} with gamma=0 differs from {plain.api}", problem,
@@ -330,7 +333,7 @@ def finite_where_the_loss_is(binding: Binding, problem: Problem) -> None:
 @tallied
 def at_least_minus_log_max_probability(binding: Binding, problem: Problem) -> None:
     """For labels summing to 1: L >= -log(max_c softmax(x)_c)."""
-    got, allowed, _ = run(binding, problem)
+    got, allowed, _ = run(binding, problem, in_regions=True)
     floor = np.min(core.neg_log_softmax(problem.inputs["logits"], extended=True), axis=-1)
     if np.ndim(got) < floor.ndim:  # a metric: the mean over the samples
         floor = np.mean(floor.reshape(floor.shape[0], -1).mean(axis=-1))

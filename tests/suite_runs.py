@@ -92,8 +92,8 @@ def outcomes_with_bindings(module: str, selection: str, directory: Path, test_fi
 
 
 def small_cases_dir(directory: Path, *files: str, divergences: bool = True) -> Path:
-    """``directory``/cases holding a few of the shipped case files (and the divergences), so that a child
-    pytest collects hundreds of items instead of the whole suite."""
+    """``directory``/cases holding a few of the shipped case files (and the divergences), so that a run of
+    the suite, in this process or a child, collects hundreds of items instead of the whole suite."""
     cases = directory / "cases"
     cases.mkdir(parents=True)
     for name in (*files, *(("divergences.yaml",) if divergences else ())):

@@ -77,9 +77,12 @@ def lm_inputs(loss: str, shape: tuple[int, int], seed: int = 0):
 def implementation(name: str, loss: str):
     """(prepare, call): ``prepare(logits, labels)`` makes the implementation's
     own inputs outside the measurement, ``call(prepared)`` is measured."""
-    if name in ("reference", "reference_extended"):
+    if name in ("reference", "reference_extended", "reference_quad"):
         import reference
+        from reference import core
 
+        if name == "reference_quad":  # the working precision where long double is float64 (macOS arm64, Windows)
+            core.set_precision(core.choose_precision("auto", long_double_bits=53))
         function = {"sparse": reference.sparse_softmax_cross_entropy, "dense": reference.softmax_cross_entropy,
                     "sigmoid": reference.sigmoid_cross_entropy}[loss]
         extended = name == "reference_extended"

@@ -18,8 +18,11 @@ on the same float32 logits N(0, 1) of (4096, 32000) and (1024, 128000), per-row
 
 ``reference`` is the public call (float64 results, the float64 path where its
 bound proves it); ``reference_extended`` is ``extended=True`` (everything in
-extended precision, as the suite's checks call it). The targets apply to the
-first: within 2x torch's time, peak extra memory within 1.5x the input's size.
+extended precision, as the suite's checks call it); ``reference_quad`` is the
+public call in the working precision of a platform whose long double is plain
+float64 (binary128 from numpy-quaddtype: macOS on Apple silicon, Windows; see
+reference/core.py). The targets apply to the first: within 2x torch's time,
+peak extra memory within 1.5x the input's size.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from benchmarks.measure import Figure, probe, spread_text, table
 SHAPES = ((4096, 32000), (1024, 128000))
 QUICK_SHAPES = ((256, 32000), (64, 128000))
 LOSSES = ("sparse", "dense", "sigmoid")
-IMPLEMENTATIONS = ("reference", "reference_extended", "torch", "tensorflow")
+IMPLEMENTATIONS = ("reference", "reference_extended", "reference_quad", "torch", "tensorflow")
 TIME_TARGET = 2.0
 MEMORY_TARGET = 1.5
 APIS = {

@@ -10,7 +10,7 @@ from __future__ import annotations
 import ml_dtypes
 import numpy as np
 
-from reference.core import WORK
+from reference import core
 
 DTYPES = ("float16", "bfloat16", "float32", "float64")
 
@@ -57,9 +57,9 @@ def ulp(values, dtype: str) -> np.ndarray:
     ``2 ** (exponent - mantissa_bits)``, the subnormal spacing below the normal
     range, for the binade that holds the value itself (not its rounding)."""
     fmt = FORMATS[dtype]
-    magnitude = np.abs(np.asarray(values, dtype=WORK))
+    magnitude = np.abs(core.to_work(values))
     finite = np.isfinite(magnitude) & (magnitude > 0)
-    _, exponent = np.frexp(np.where(finite, magnitude, WORK(1)))
+    _, exponent = np.frexp(np.where(finite, magnitude, core.work(1)))
     # frexp gives m * 2**e with m in [0.5, 1): the binade's exponent is e - 1
     exponent = np.maximum(exponent.astype(np.int64) - 1, fmt.min_exponent)
-    return np.where(finite, np.ldexp(WORK(1), exponent - fmt.mantissa_bits), WORK(fmt.smallest_subnormal))
+    return np.where(finite, core.pow2(exponent - fmt.mantissa_bits), core.work(fmt.smallest_subnormal))

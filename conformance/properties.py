@@ -142,7 +142,7 @@ def _close(first, second, allowed, dtype: str) -> np.ndarray:
     half an ULP, where rounding to ``dtype`` overflows (a sum of large losses)."""
     from conformance.dtypes import FORMATS, ulp
 
-    largest = core.WORK(FORMATS[dtype].max)
+    largest = core.work(FORMATS[dtype].max)
     overflow = largest + ulp(largest, dtype) / 2  # where rounding to nearest gives inf
     with np.errstate(invalid="ignore"):
         same = (np.isnan(first) & np.isnan(second)) | (first == second)
@@ -245,7 +245,7 @@ def label_smoothing_mixes(binding: Binding, problem: Problem, smoothing: float, 
                                                                                                 problem.family)
     uniform_problem = _with(problem, family=family, inputs={"labels": uniform_labels})
     uniform, allowed_uniform, _ = run(uniform_binding, uniform_problem, in_regions=True)
-    e = core.WORK(smoothing)
+    e = core.work(smoothing)
     mixed = (1 - e) * plain + e * uniform
     # a known divergence of any of the three losses
     keep = (outside_known_regions(binding, smoothed_problem, mixed.shape)
@@ -299,8 +299,8 @@ def mean_is_weighted_sum_over_weights(binding: Binding, problem: Problem, weight
         mean_name = "mean_with_sample_weight"
     mean, allowed_mean, dtype = run(binding, _with(problem, options={**options, "reduction": mean_name}))
     total, allowed_total, _ = run(binding, _with(problem, options={**options, "reduction": "sum"}))
-    expected = total / core.WORK(divisor)
-    if not _close(mean, expected, allowed_mean + allowed_total / core.WORK(divisor), dtype):
+    expected = total / core.work(divisor)
+    if not _close(mean, expected, allowed_mean + allowed_total / core.work(divisor), dtype):
         _fail(f"{binding.api}: the weighted mean is not the weighted sum over the summed weights", problem,
               f"{float(mean)} and {float(expected)} (weights {weights.astype(float).tolist()})")
 

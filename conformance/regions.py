@@ -62,7 +62,7 @@ def offset_rows(problem: Problem) -> np.ndarray:
                         else np.shape(problem.labels), bool)
     x = np.moveaxis(core.to_work(problem.prediction), problem.axis, -1)
     with np.errstate(invalid="ignore"):
-        top = np.max(np.where(np.isfinite(x), np.abs(x), core.WORK(0)), axis=-1)
+        top = np.max(np.where(np.isfinite(x), np.abs(x), core.work(0)), axis=-1)
     return top > family_scale(problem)
 
 
@@ -171,9 +171,9 @@ def _gaps_beyond_range(problem: Problem, total: bool) -> np.ndarray:
     x = np.moveaxis(core.to_work(problem.prediction), problem.axis, -1)
     with np.errstate(invalid="ignore"):
         gaps = np.max(x, axis=-1, keepdims=True) - x
-        gaps = np.where(np.isfinite(gaps), gaps, core.WORK(0))  # infinite logits are masks, not spread
+        gaps = np.where(np.isfinite(gaps), gaps, core.work(0))  # infinite logits are masks, not spread
     reach = np.sum(gaps, axis=-1) if total else np.max(gaps, axis=-1)
-    return reach >= core.WORK(FORMATS[problem.dtype].max)
+    return reach >= core.work(FORMATS[problem.dtype].max)
 
 
 def log_probability_overflows(problem: Problem) -> np.ndarray:
@@ -210,7 +210,7 @@ def loss_sum_overflows(problem: Problem) -> np.ndarray:
             loss = core.sparse_softmax_cross_entropy(problem.prediction, problem.labels, axis=problem.axis,
                                                      extended=True)
         total = np.sum(np.abs(loss))
-    return np.full(shape, bool(total >= core.WORK(FORMATS[problem.dtype].max)))
+    return np.full(shape, bool(total >= core.work(FORMATS[problem.dtype].max)))
 
 
 def _sigmoid_terms(problem: Problem):

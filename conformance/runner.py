@@ -71,7 +71,7 @@ def expected_value(check: Check, problem) -> np.ndarray:
     key = (check.case.id, check.dtype, problem.dtype, reference_identity(check.binding.reference),
            _options_key(problem.options))
     if key not in _EXPECTED_CACHE:
-        _EXPECTED_CACHE[key] = np.asarray(check.binding.reference(problem), dtype=core.WORK)
+        _EXPECTED_CACHE[key] = core.to_work(check.binding.reference(problem))
     return _EXPECTED_CACHE[key]
 
 
@@ -131,7 +131,7 @@ def expected_gradient(check: Check, problem) -> dict:
     key = ("gradient", check.case.id, check.dtype, problem.dtype, getattr(reference, "__qualname__", repr(reference)),
            getattr(reference, "__module__", ""), check.binding.id, _options_key(problem.options))
     if key not in _EXPECTED_CACHE:
-        _EXPECTED_CACHE[key] = {name: (np.asarray(grad, dtype=core.WORK), np.asarray(scale, dtype=core.WORK))
+        _EXPECTED_CACHE[key] = {name: (core.to_work(grad), core.to_work(scale))
                                 for name, (grad, scale) in reference(problem).items()}
     return _EXPECTED_CACHE[key]
 

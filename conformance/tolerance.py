@@ -131,15 +131,15 @@ def family_scale(problem: Problem) -> np.ndarray:
         y = _label_sizes(problem, x)
         with np.errstate(invalid="ignore"):
             finite = np.isfinite(x)
-            top = (np.max(np.where(finite, x, core.WORK(-np.inf)), axis=-1, keepdims=True) if x.shape[-1]
+            top = (np.max(np.where(finite, x, core.work(-np.inf)), axis=-1, keepdims=True) if x.shape[-1]
                    else np.zeros(x.shape[:-1] + (1,), core.WORK))
-            distance = np.where(finite & np.isfinite(top), top - x, core.WORK(0))
+            distance = np.where(finite & np.isfinite(top), top - x, core.work(0))
             return np.sum(core.mul0(y, distance + 1), axis=-1)
     if family == "sparse_categorical_probs":
         x = np.moveaxis(core.to_work(problem.prediction), problem.axis, -1)
         with np.errstate(divide="ignore", invalid="ignore"):
             x = np.log(np.abs(x))
-            finite_x = np.where(np.isfinite(x), np.abs(x), core.WORK(0))
+            finite_x = np.where(np.isfinite(x), np.abs(x), core.work(0))
         y = _label_sizes(problem, x)
         top = np.max(finite_x, axis=-1) if x.shape[-1] else np.zeros(x.shape[:-1], core.WORK)
         return top + np.sum(core.mul0(y, finite_x + 1), axis=-1)
@@ -163,7 +163,7 @@ def family_scale(problem: Problem) -> np.ndarray:
         size = terms[0] + terms[1]
         # where both terms share a sign the loss is their sum and nothing cancels
         beyond = size - np.abs(_signed_sum(z, terms))
-        return np.where(np.isfinite(beyond) & (beyond > 0), beyond, core.WORK(0))
+        return np.where(np.isfinite(beyond) & (beyond > 0), beyond, core.work(0))
 
 
 def _signed_sum(z, terms):
@@ -188,7 +188,7 @@ def subnormal_growth(q, dtype: str) -> np.ndarray:
     fmt = FORMATS[dtype]
     with np.errstate(divide="ignore", invalid="ignore"):
         growth = fmt.smallest_subnormal / (fmt.eps * np.abs(core.to_work(q)))
-    return np.where(np.isfinite(growth), np.maximum(growth, core.WORK(1)), core.WORK(1))
+    return np.where(np.isfinite(growth), np.maximum(growth, core.work(1)), core.work(1))
 
 
 def _one_hot(labels, x, axis) -> np.ndarray:
@@ -242,7 +242,7 @@ def _round(values, dtype: str) -> np.ndarray:
     from conformance.dtypes import NUMPY
 
     with np.errstate(over="ignore", invalid="ignore"):
-        return values.astype(np.float64).astype(NUMPY[dtype]).astype(core.WORK)
+        return core.to_work(values.astype(np.float64).astype(NUMPY[dtype]))
 
 
 def compare(got, exact, scale, dtype: str, k: float | None = None) -> Verdict:
@@ -254,19 +254,19 @@ def compare(got, exact, scale, dtype: str, k: float | None = None) -> Verdict:
     if got_w.shape != exact_w.shape:
         return Verdict(False, math.inf, math.inf, math.inf, (), math.inf, exact_w.size, exact_w.size,
                        f"shape {got_w.shape} where {exact_w.shape} was expected", math.nan, math.nan)
-    with np.errstate(invalid="ignore", over="ignore"):
+    with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
         # an exact value beyond the format's range rounds to an infinity: that is the right answer
         overflows = np.isfinite(exact_w) & np.isinf(_round(exact_w, dtype))
         exact_w = np.where(overflows, _round(exact_w, dtype), exact_w)
         error = np.abs(got_w - exact_w)
         limits = bound(exact_w, scale_w, dtype, k)
         # a non-finite exact value allows no error at all: only itself matches
-        limits = np.where(np.isfinite(limits), limits, core.WORK(0))
+        limits = np.where(np.isfinite(limits), limits, core.work(0))
         same_special = (np.isnan(got_w) & np.isnan(exact_w)) | (np.isinf(exact_w) & (got_w == exact_w))
         special_exact = ~np.isfinite(exact_w)
-        error = np.where(same_special, core.WORK(0), np.where(np.isnan(error) | special_exact, core.WORK(np.inf), error))
+        error = np.where(same_special, core.work(0), np.where(np.isnan(error) | special_exact, core.work(np.inf), error))
         ulps = error / ulp(exact_w, dtype)
-        ratio = np.where(error == 0, core.WORK(0), np.where(limits > 0, error / limits, core.WORK(np.inf)))
+        ratio = np.where(error == 0, core.work(0), np.where(limits > 0, error / limits, core.work(np.inf)))
     failed = ratio > 1
     n_failed = int(np.count_nonzero(failed))
     if ratio.size:
@@ -318,6 +318,6 @@ def output_scale(binding, problem: Problem, exact_output: np.ndarray) -> np.ndar
     if n_in > n_out:
         growth = math.ceil(math.log2(n_in / n_out))
         with np.errstate(invalid="ignore"):
-            magnitude = np.where(np.isfinite(exact_output), np.abs(core.to_work(exact_output)), core.WORK(0))
+            magnitude = np.where(np.isfinite(exact_output), np.abs(core.to_work(exact_output)), core.work(0))
         reduced_scale = reduced_scale + growth * magnitude
     return reduced_scale

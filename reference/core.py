@@ -1,8 +1,8 @@
 """The exact mathematics of cross-entropy, computed to better than float64.
 
-Every function here works in ``WORK`` precision (NumPy's ``longdouble``: the
-80-bit x87 extended format on x86-64, 64 significand bits, 11 more than
-float64), with formulas that never cancel for labels in [0, 1]:
+Every function here works in ``WORK`` precision, a floating-point type with
+more significand bits than float64 and a wider exponent range, with formulas
+that never cancel for labels in [0, 1]:
 
 * softmax cross-entropy per class is ``(m - x_c) + log1p(t)`` with ``m`` the
   row maximum and ``t`` the sum of ``exp(x_j - m)`` over every class but one
@@ -14,6 +14,30 @@ float64), with formulas that never cancel for labels in [0, 1]:
 The extended exponent range (to 1e4932) means nothing here overflows for
 float64 inputs, and the results round once, to float64, at the very end.
 ``tests/test_reference_oracle.py`` measures the results against mpmath.
+
+The working type, and why (``XENT_REFERENCE_PRECISION``, :func:`choose_precision`):
+
+* ``longdouble``, NumPy's ``long double``, where it carries at least 64
+  significand bits: the 80-bit x87 format on x86-64 Linux and Intel macOS
+  (64 bits), IEEE binary128 on Linux aarch64 (113 bits). Its arithmetic is in
+  hardware (x87) or in the C library, vectorised by NumPy's loops.
+* ``quad``, IEEE binary128 from ``numpy-quaddtype`` (the NumPy project's
+  quad-precision dtype, on SLEEF's vectorised functions with 1-ULP exp and
+  log1p), where ``long double`` is plain float64: macOS on Apple silicon and
+  Windows, whose compilers define ``long double`` as ``double``. There float64
+  working precision would lose the tiny losses and fail the 2-ULP contract
+  (27 ULPs on confidently right rows, measured), so the same formulas run in
+  binary128 instead. Error-free float64 arithmetic (double-double) was the
+  other way; it would need exp and log1p written here in double-double, an
+  algorithm to prove rather than a library to reuse, and costs more NumPy
+  passes per element than binary128's vectorised calls.
+
+``auto`` (the default) takes ``longdouble`` where it is extended and ``quad``
+elsewhere; every error bound below is written in WORK's own unit roundoff
+(``WORK_EPS``), so it holds in either. The self-tests run the oracle and the
+scale tests in both, the second as on a platform whose ``long double`` is
+float64 (``choose_precision(long_double_bits=53)``), so a Mac's reference is
+proven on every run here.
 
 Scale: rows are processed in blocks of at most ``BLOCK_ELEMENTS`` logits, each
 converted to WORK only while it is worked on, on up to ``THREADS`` threads
@@ -27,13 +51,84 @@ does not guarantee the float64 accuracy; see :func:`_softmax_rows_float64`.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-WORK = np.longdouble
+PRECISIONS = ("longdouble", "quad")
+# the significand bits (with the implicit one) a working type needs: the
+# x87 format's 64 are the fewest the error bounds were proven with
+EXTENDED_SIGNIFICAND_BITS = 64
+
+
+def long_double_bits() -> int:
+    """The significand bits of this platform's ``long double``, with the implicit one."""
+    return int(np.finfo(np.longdouble).nmant) + 1
+
+
+def choose_precision(setting: str | None = None, long_double_bits: int | None = None) -> str:
+    """The working type: ``setting`` (else ``XENT_REFERENCE_PRECISION``, else
+    ``auto``) resolved for a platform whose ``long double`` has
+    ``long_double_bits`` significand bits (else this platform's)."""
+    setting = (setting or os.environ.get("XENT_REFERENCE_PRECISION") or "auto").strip().lower()
+    bits = globals()["long_double_bits"]() if long_double_bits is None else long_double_bits
+    if setting == "auto":
+        return "longdouble" if bits >= EXTENDED_SIGNIFICAND_BITS else "quad"
+    if setting == "longdouble" and bits < EXTENDED_SIGNIFICAND_BITS:
+        raise ValueError(f"XENT_REFERENCE_PRECISION=longdouble: long double has {bits} significand bits here, "
+                         f"fewer than the {EXTENDED_SIGNIFICAND_BITS} the reference's error bounds need; "
+                         "use quad (or auto)")
+    if setting not in PRECISIONS:
+        raise ValueError(f"XENT_REFERENCE_PRECISION={setting!r}: expected auto, longdouble or quad")
+    return setting
+
+
+def _quad_dtype():
+    try:
+        from numpy_quaddtype import QuadPrecDType
+    except ImportError as error:
+        raise ImportError(
+            "the reference needs a working precision beyond float64; long double is not extended here, so it "
+            "uses binary128 from numpy-quaddtype, which is not installed (pip install numpy-quaddtype; the "
+            "project's install names it for macOS arm64, Windows and Linux x86-64)") from error
+    return QuadPrecDType
+
+
+def set_precision(name: str) -> None:
+    """Makes ``name`` (see PRECISIONS) the working type of every function here."""
+    global PRECISION, WORK, WORK_DTYPE, WORK_EPS
+    if name == "longdouble":
+        work_type, dtype = np.longdouble, np.dtype(np.longdouble)
+    elif name == "quad":
+        work_type = _quad_dtype()  # the DType class: what ufuncs' dtype= arguments accept
+        dtype = work_type("sleef")
+    else:
+        raise ValueError(f"unknown working precision {name!r}: expected one of {PRECISIONS}")
+    PRECISION, WORK, WORK_DTYPE = name, work_type, dtype
+    # twice WORK's unit roundoff (2**-63 for the x87 format, 2**-112 for binary128), a margin over every rounding
+    WORK_EPS = float(np.finfo(dtype).eps)
+    _float64_exp_trusted.cache_clear()
+
+
+@contextlib.contextmanager
+def working_precision(name: str):
+    """The working type ``name`` for the duration of a block (the self-tests run both)."""
+    previous = PRECISION
+    set_precision(name)
+    try:
+        yield name
+    finally:
+        set_precision(previous)
+
+
+def work(value):
+    """A scalar in WORK precision (exact for every float64 and integer below 2**64)."""
+    return np.asarray(value, dtype=WORK_DTYPE)[()]
+
+
 # Block size (elements) for row-wise work: bounds the extended-precision
 # temporaries to a few tens of MiB whatever the input's size.
 BLOCK_ELEMENTS = 1 << 20
@@ -50,7 +145,6 @@ THREADS = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 
 # the x87 format), a margin over every WORK rounding.
 UNIT = 2.0 ** -53
 EXP_ERROR = 4 * UNIT
-WORK_EPS = float(np.finfo(WORK).eps)
 SMALLEST_SUBNORMAL = 2.0 ** -1074
 # An accepted row's computed loss is within GATE_UNITS * UNIT * |loss| (or that
 # many subnormal steps) of the exact value before its final rounding to float64,
@@ -65,7 +159,7 @@ FLOAT64_PATH_DTYPES = ("float16", "bfloat16", "float32")
 def to_work(values) -> np.ndarray:
     """Converts any real input (bool, int, float16/bfloat16/32/64) exactly."""
     array = np.asarray(values)
-    if array.dtype == WORK:
+    if array.dtype == WORK_DTYPE:
         return array
     if array.dtype.kind in "biu" or array.dtype in (np.float16, np.float32, np.float64):
         return array.astype(WORK)
@@ -82,12 +176,34 @@ def finish(values: np.ndarray, extended: bool) -> np.ndarray:
         return values.astype(np.float64)
 
 
+def clip(values, low, high) -> np.ndarray:
+    """``np.clip`` for WORK values (binary128 has no clip loop): NaN stays NaN."""
+    return np.minimum(np.maximum(values, low), high)
+
+
+def pow2(exponents) -> np.ndarray:
+    """``2 ** e`` in WORK for integer ``e``, exactly, in steps of float64 powers of two (binary128's ldexp
+    takes no array of exponents)."""
+    remaining = np.asarray(exponents, dtype=np.int64)
+    result = np.ones(remaining.shape, dtype=WORK)
+    while np.any(remaining != 0):
+        step = np.clip(remaining, -1000, 1000)
+        result = result * np.ldexp(1.0, step)
+        remaining = remaining - step
+    return result
+
+
+def total(values, **kwargs):
+    """``np.sum`` in WORK of any real input; 0 for no values (binary128's add has no identity)."""
+    return np.sum(to_work(values), initial=work(0), **kwargs)
+
+
 def mul0(label: np.ndarray, term: np.ndarray) -> np.ndarray:
     """``label * term`` where a zero label contributes exactly 0, even next to
     an infinite term; a NaN term still propagates."""
     with np.errstate(invalid="ignore", over="ignore"):
         product = label * term
-    return np.where((label == 0) & ~np.isnan(term), WORK(0), product)
+    return np.where((label == 0) & ~np.isnan(term), work(0), product)
 
 
 def row_blocks(n_rows: int, n_cols: int, block_elements: int = BLOCK_ELEMENTS):
@@ -142,21 +258,21 @@ def _neg_log_softmax_special(x: np.ndarray) -> np.ndarray:
     of the module's docstring."""
     with np.errstate(all="ignore"):
         m = np.max(x, axis=-1, keepdims=True)
-        m_safe = np.where(np.isfinite(m), m, WORK(0))
+        m_safe = np.where(np.isfinite(m), m, work(0))
         d = m_safe - x
         e = np.exp(-d)
         # every class but one maximum: log(sum exp(x - m)) = log1p(t) exactly
         first_max = np.argmax(np.where(np.isnan(x), -np.inf, x), axis=-1)
-        np.put_along_axis(e, first_max[:, None], WORK(0), axis=-1)
+        np.put_along_axis(e, first_max[:, None], work(0), axis=-1)
         t = np.sum(e, axis=-1, keepdims=True)
         result = d + np.log1p(t)
         # limits: one +inf logit is the one-hot distribution; more have none
         n_pos_inf = np.sum(x == np.inf, axis=-1, keepdims=True)
-        one_hot_limit = np.where(x == np.inf, WORK(0), WORK(np.inf))
-        result = np.where(m == np.inf, np.where(n_pos_inf == 1, one_hot_limit, WORK(np.nan)), result)
-        result = np.where(m == -np.inf, WORK(np.nan), result)
+        one_hot_limit = np.where(x == np.inf, work(0), work(np.inf))
+        result = np.where(m == np.inf, np.where(n_pos_inf == 1, one_hot_limit, work(np.nan)), result)
+        result = np.where(m == -np.inf, work(np.nan), result)
         nan_row = np.any(np.isnan(x), axis=-1, keepdims=True)
-        result = np.where(nan_row, WORK(np.nan), result)
+        result = np.where(nan_row, work(np.nan), result)
     return result
 
 
@@ -416,7 +532,7 @@ def softplus(x) -> np.ndarray:
     """``log(1 + exp(x))`` without overflow or cancellation, in WORK precision."""
     x = to_work(x)
     with np.errstate(over="ignore", invalid="ignore"):
-        return np.maximum(x, WORK(0)) + np.log1p(np.exp(-np.abs(x)))
+        return np.maximum(x, work(0)) + np.log1p(np.exp(-np.abs(x)))
 
 
 def sigmoid_cross_entropy(logits, labels, *, extended: bool = False) -> np.ndarray:
@@ -446,7 +562,7 @@ def _sigmoid_elements(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
     x, z = to_work(logits), to_work(labels)
     with np.errstate(over="ignore", invalid="ignore"):
         if not (np.isfinite(x).all() and np.isfinite(z).all()):
-            return mul0(z, softplus(-x)) + mul0(WORK(1) - z, softplus(x))
+            return mul0(z, softplus(-x)) + mul0(work(1) - z, softplus(x))
         # |x| is exact in the input's own format, and cheaper there than in WORK
         shared = to_work(np.abs(logits)) if logits.dtype.kind == "f" else np.abs(x)
         np.negative(shared, out=shared)
@@ -464,7 +580,7 @@ def binary_cross_entropy(probs, labels, *, extended: bool = False) -> np.ndarray
     z = to_work(labels)
     if p.shape != z.shape:
         raise ValueError(f"labels shape {z.shape} differs from probabilities shape {p.shape}")
-    return finish(-(mul0(z, _log(p)) + mul0(WORK(1) - z, _log1p(-p))), extended)
+    return finish(-(mul0(z, _log(p)) + mul0(work(1) - z, _log1p(-p))), extended)
 
 
 def _log(p: np.ndarray) -> np.ndarray:
@@ -485,3 +601,6 @@ def log_probabilities(probs) -> np.ndarray:
 def log1m_probabilities(probs) -> np.ndarray:
     """``log(1 - p)`` in WORK precision, exact for small ``p``."""
     return _log1p(-to_work(probs))
+
+
+set_precision(choose_precision())

@@ -47,7 +47,7 @@ def softmax_family(logits, coefficients, axis=-1):
     total = np.sum(a, axis=axis, keepdims=True)
     nonzero = np.maximum(np.sum(a != 0, axis=axis, keepdims=True), 1)
     with np.errstate(invalid="ignore"):
-        growth = 1 + np.where(np.isfinite(neg_log_p), neg_log_p, core.WORK(0)) + np.ceil(np.log2(nonzero))
+        growth = 1 + np.where(np.isfinite(neg_log_p), neg_log_p, core.work(0)) + np.ceil(np.log2(nonzero))
         return total * p - a, np.abs(total) * p * growth + np.abs(a)
 
 
@@ -60,8 +60,8 @@ def softmax_labels(logits, axis=-1):
     x = core.to_work(logits)
     finite = np.isfinite(x)
     with np.errstate(invalid="ignore"):
-        top = np.max(np.where(finite, x, core.WORK(-np.inf)), axis=axis, keepdims=True)
-        distance = np.where(finite & np.isfinite(top), top - x, core.WORK(0))
+        top = np.max(np.where(finite, x, core.work(-np.inf)), axis=axis, keepdims=True)
+        distance = np.where(finite & np.isfinite(top), top - x, core.work(0))
     return neg_log_p, distance + 1
 
 
@@ -83,21 +83,21 @@ def log_pair(probs, alpha, beta, active_positive=True, active_negative=True, shi
     ``1 - p``) by subtracting at the size of 1."""
     p = core.to_work(probs)
     s = core.to_work(shift)
-    alpha = np.where(active_positive, core.to_work(alpha), core.WORK(0))
-    beta = np.where(active_negative, core.to_work(beta), core.WORK(0))
+    alpha = np.where(active_positive, core.to_work(alpha), core.work(0))
+    beta = np.where(active_negative, core.to_work(beta), core.work(0))
     with np.errstate(divide="ignore", invalid="ignore"):
         first = core.mul0(alpha, 1 / (p + s))
         second = core.mul0(beta, 1 / (1 - p + s))
         size = np.abs(alpha) + np.abs(beta)
-        scale = core.mul0(np.where(active_positive, size, core.WORK(0)), 1 / (p + s)) + core.mul0(
-            np.where(active_negative, size, core.WORK(0)), 1 / (1 - p + s))
+        scale = core.mul0(np.where(active_positive, size, core.work(0)), 1 / (p + s)) + core.mul0(
+            np.where(active_negative, size, core.work(0)), 1 / (1 - p + s))
     return second - first, scale
 
 
 def categorical_probabilities(probs, coefficients, active, axis=-1):
     """Gradient of ``-sum_c a_c log(p_c / sum p)`` over the active (unclipped) classes."""
     p = core.to_work(probs)
-    a = np.where(active, core.to_work(coefficients), core.WORK(0))
+    a = np.where(active, core.to_work(coefficients), core.work(0))
     total_p = np.sum(p, axis=axis, keepdims=True)
     total_a = np.sum(a, axis=axis, keepdims=True)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -115,8 +115,8 @@ def sparse_categorical_probabilities(clipped, labels, weights, active, axis=-1):
     target = np.arange(q.shape[-1]) == np.asarray(labels)[..., None]
     total = np.sum(q, axis=-1, keepdims=True)
     with np.errstate(divide="ignore", invalid="ignore"):
-        shared = np.where(on, b / total, core.WORK(0))
-        own = np.where(target & on, b / q, core.WORK(0))
+        shared = np.where(on, b / total, core.work(0))
+        own = np.where(target & on, b / q, core.work(0))
         # the softmax of log(q) that frameworks differentiate exponentiates a
         # rounded log: relative error grows with |log(q / total)|
         growth = 1 + np.abs(np.log(q / total))
@@ -133,7 +133,7 @@ def numeric(function, values, *, step=1e-3):
     flat = x.reshape(-1)
     for index in range(flat.size):
         # relative to the value: a probability of 1e-3 needs a step far below it
-        h = core.WORK(step) * (abs(flat[index]) if flat[index] != 0 else core.WORK(1))
+        h = core.work(step) * (abs(flat[index]) if flat[index] != 0 else core.work(1))
 
         def at(delta):
             moved = flat.copy()

@@ -12,6 +12,7 @@ import pytest
 
 import reference
 from reference import core, oracle
+import reference_precisions
 from reference.conventions import keras as ref_keras
 from reference.conventions import paddle as ref_paddle
 from reference.conventions import tf_keras as ref_tf_keras
@@ -19,6 +20,7 @@ from reference.conventions import torch as ref_torch
 
 MAX_ULPS = 2.0
 pytestmark = pytest.mark.selftest
+working_precision = reference_precisions.working_precision
 
 
 def _worst_ulps(values, exacts) -> float:
@@ -289,5 +291,5 @@ class TestConventions:
 
 def test_extended_results_are_finer_than_float64():
     extended = reference.sparse_softmax_cross_entropy([[0.2, 0.1, 0.9]], [0], extended=True)
-    assert extended.dtype == core.WORK
+    assert extended.dtype == core.WORK_DTYPE
     assert reference.sparse_softmax_cross_entropy([[0.2, 0.1, 0.9]], [0]).dtype == np.float64

@@ -17,10 +17,12 @@ import pytest
 
 import reference
 from reference import core, oracle
+import reference_precisions
 
 MAX_ULPS = 2.0
 MEMORY_FACTOR = 1.5
 pytestmark = pytest.mark.selftest
+working_precision = reference_precisions.working_precision
 
 
 def _peak_extra_bytes(compute) -> tuple[int, np.ndarray]:

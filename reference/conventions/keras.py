@@ -54,20 +54,20 @@ def _is_float(dtype) -> bool:
 def clip(probs, epsilon: float = EPSILON) -> np.ndarray:
     """Keras' clip of probabilities, in WORK precision, bounds in the input dtype."""
     low, high = clip_bounds(np.asarray(probs).dtype, epsilon)
-    return np.clip(core.to_work(probs), low, high)
+    return core.clip(core.to_work(probs), low, high)
 
 
 def _smooth_categorical(y, label_smoothing, axis):
     if not label_smoothing:
         return y
     n_classes = y.shape[axis]
-    return y * (1 - core.WORK(label_smoothing)) + core.WORK(label_smoothing) / n_classes
+    return y * (1 - core.work(label_smoothing)) + core.work(label_smoothing) / n_classes
 
 
 def _smooth_binary(z, label_smoothing):
     if not label_smoothing:
         return z
-    return z * (1 - core.WORK(label_smoothing)) + core.WORK(0.5) * core.WORK(label_smoothing)
+    return z * (1 - core.work(label_smoothing)) + core.work(0.5) * core.work(label_smoothing)
 
 
 def _keep_dtype_for_clip(labels, predictions):
@@ -81,7 +81,7 @@ def log_shift(dtype, epsilon: float = EPSILON, epsilon_in_log: bool = False):
     rounded to the prediction's dtype, as a Python float added to a tensor is;
     0 for Keras 3, which takes the logs of the clipped ``p`` itself."""
     if not epsilon_in_log:
-        return core.WORK(0)
+        return core.work(0)
     if not _is_float(dtype):
         dtype = np.float32
     return core.to_work(np.asarray(epsilon, dtype=np.float64).astype(dtype))
@@ -129,7 +129,7 @@ def categorical_crossentropy(y_true, y_pred, from_logits=False, label_smoothing=
         renormalised = core.to_work(p) / np.sum(core.to_work(p), axis=axis, keepdims=True)
     low, high = clip_bounds(p.dtype, epsilon)
     with np.errstate(invalid="ignore", divide="ignore"):
-        log_q = np.log(np.clip(renormalised, low, high))
+        log_q = np.log(core.clip(renormalised, low, high))
     return core.finish(-np.sum(core.mul0(y, log_q), axis=axis), extended)
 
 
@@ -155,10 +155,10 @@ def sparse_categorical_crossentropy(y_true, y_pred, from_logits=False, ignore_cl
         indices = core.check_class_indices(safe_labels, clipped.shape[-1])
         picked = np.take_along_axis(clipped, indices[..., None], axis=-1)[..., 0]
         target = np.arange(clipped.shape[-1]) == indices[..., None]
-        others = np.sum(np.where(target, core.WORK(0), clipped), axis=-1)
+        others = np.sum(np.where(target, core.work(0), clipped), axis=-1)
         # log(sum q / q_y) = log1p(sum_{c != y} q_c / q_y): no cancellation near 1
         values = np.log1p(others / picked)
-    return core.finish(np.where(keep, values, core.WORK(0)), extended)
+    return core.finish(np.where(keep, values, core.work(0)), extended)
 
 
 def sparse_mask(y_true, y_pred, ignore_class=None, axis=-1):
@@ -208,8 +208,8 @@ def loss_weights(values, sample_weight=None, mask=None, reduction="sum_over_batc
         mask = np.asarray(mask, bool)
         if reduction in ("mean", "sum_over_batch_size"):
             kept = np.count_nonzero(mask)
-            mask_weight = core.WORK(mask.size) / kept if kept else core.WORK(0)
-            float_mask = np.where(mask, mask_weight, core.WORK(0))
+            mask_weight = core.work(mask.size) / kept if kept else core.work(0)
+            float_mask = np.where(mask, mask_weight, core.work(0))
         else:
             float_mask = mask.astype(core.WORK)
         if weights is None:
@@ -226,10 +226,10 @@ def _weights_and_divisor(values, sample_weight, reduction, mask):
     if weights is not None:
         values, weights = _squeeze_or_expand(values, weights)
     if reduction == "mean_with_sample_weight" and weights is not None:
-        divisor = np.sum(weights, dtype=core.WORK)
+        divisor = core.total(weights)
     else:
         shape = values.shape if weights is None else np.broadcast_shapes(values.shape, weights.shape)
-        divisor = core.WORK(int(np.prod(shape)))
+        divisor = core.work(int(np.prod(shape)))
     return values, weights, divisor
 
 
@@ -242,10 +242,10 @@ def reduce_loss(values, sample_weight=None, reduction="sum_over_batch_size", mas
         values = values * weights
     if reduction in (None, "none") or values.shape in ((), (0,)):
         return core.finish(values, extended)
-    total = np.sum(values, dtype=core.WORK)
+    total = core.total(values)
     if reduction == "sum":
         return core.finish(total, extended)
-    return core.finish(total / divisor if divisor != 0 else core.WORK(0), extended)
+    return core.finish(total / divisor if divisor != 0 else core.work(0), extended)
 
 
 def reduction_coefficients(values_shape, sample_weight=None, reduction="sum_over_batch_size", mask=None):
@@ -254,10 +254,10 @@ def reduction_coefficients(values_shape, sample_weight=None, reduction="sum_over
     ones = np.ones(values_shape, dtype=core.WORK)
     shaped, weights, divisor = _weights_and_divisor(ones, sample_weight, reduction, mask)
     coefficients = np.ones(shaped.shape, core.WORK) if weights is None else np.broadcast_to(
-        weights, np.broadcast_shapes(shaped.shape, weights.shape)) * core.WORK(1)
+        weights, np.broadcast_shapes(shaped.shape, weights.shape)) * core.work(1)
     if reduction in (None, "none", "sum") or tuple(values_shape) in ((), (0,)):
         return coefficients.reshape(values_shape) if coefficients.size == ones.size else coefficients
-    scale = core.WORK(1) / divisor if divisor != 0 else core.WORK(0)
+    scale = core.work(1) / divisor if divisor != 0 else core.work(0)
     coefficients = coefficients * scale
     return coefficients.reshape(values_shape) if coefficients.size == ones.size else coefficients
 
@@ -265,13 +265,13 @@ def reduction_coefficients(values_shape, sample_weight=None, reduction="sum_over
 def metric_mean(batches, *, extended=False):
     """A Keras Mean-wrapping metric's result after ``update_state`` on each of
     ``batches``: a list of ``(values, sample_weight_or_None)``."""
-    total = core.WORK(0)
-    count = core.WORK(0)
+    total = core.work(0)
+    count = core.work(0)
     for values, sample_weight in batches:
         values = core.to_work(values)
         if sample_weight is None:
             per_sample = values.reshape(values.shape[0], -1).mean(axis=1) if values.ndim > 1 else values
-            total += np.sum(per_sample, dtype=core.WORK)
+            total += core.total(per_sample)
             count += values.shape[0] if values.ndim >= 1 else 1
             continue
         weights = core.to_work(sample_weight)
@@ -284,9 +284,9 @@ def metric_mean(batches, *, extended=False):
             weights = weights.mean(axis=tuple(range(1, weights.ndim)))
         if weighted.ndim > 1:
             weighted = weighted.mean(axis=tuple(range(1, weighted.ndim)))
-        total += np.sum(weighted, dtype=core.WORK)
-        count += np.sum(weights, dtype=core.WORK)
-    return core.finish(total / count if count != 0 else core.WORK(0), extended)
+        total += core.total(weighted)
+        count += core.total(weights)
+    return core.finish(total / count if count != 0 else core.work(0), extended)
 
 
 def _sigmoid_pair(logits):
@@ -314,14 +314,14 @@ def binary_focal_crossentropy_elementwise(y_true, y_pred, apply_class_balancing=
         p = core.to_work(predictions)
         one_minus_p = 1 - p
         low, high = clip_bounds(predictions.dtype, epsilon)
-        clipped = np.clip(p, low, high)
+        clipped = core.clip(p, low, high)
         shift = log_shift(predictions.dtype, epsilon, epsilon_in_log)
         bce = -(core.mul0(z, np.log(clipped + shift)) + core.mul0(1 - z, _log_complement_plus(clipped, shift)))
     one_minus_p_t = z * one_minus_p + (1 - z) * p
     with np.errstate(divide="ignore", invalid="ignore"):
-        focal = np.power(one_minus_p_t, core.WORK(gamma)) * bce
+        focal = np.power(one_minus_p_t, core.work(gamma)) * bce
     if apply_class_balancing:
-        focal = (z * core.WORK(alpha) + (1 - z) * (1 - core.WORK(alpha))) * focal
+        focal = (z * core.work(alpha) + (1 - z) * (1 - core.work(alpha))) * focal
     return focal
 
 
@@ -349,7 +349,7 @@ def categorical_focal_crossentropy(y_true, y_pred, alpha=0.25, gamma=2.0, from_l
     renormalised = p / total
     complement = (total - p) / total  # 1 - q, summed from the other classes' share
     low, high = clip_bounds(predictions.dtype, epsilon)
-    clipped = np.clip(renormalised, low, high)
+    clipped = core.clip(renormalised, low, high)
     complement = np.where(clipped == renormalised, complement, 1 - clipped)
     alpha_values = core.to_work(alpha)
     if alpha_values.ndim:
@@ -357,7 +357,7 @@ def categorical_focal_crossentropy(y_true, y_pred, alpha=0.25, gamma=2.0, from_l
         shape[axis] = alpha_values.shape[0]
         alpha_values = alpha_values.reshape(shape)
     with np.errstate(divide="ignore", invalid="ignore"):
-        per_class = alpha_values * np.power(complement, core.WORK(gamma)) * -core.mul0(y, np.log(clipped))
+        per_class = alpha_values * np.power(complement, core.work(gamma)) * -core.mul0(y, np.log(clipped))
     return core.finish(np.sum(per_class, axis=axis), extended)
 
 
@@ -367,8 +367,8 @@ def categorical_focal_crossentropy(y_true, y_pred, alpha=0.25, gamma=2.0, from_l
 
 def _power(base, exponent):
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        value = np.power(base, core.WORK(exponent))
-    return np.where(np.isfinite(value), value, core.WORK(0))
+        value = np.power(base, core.work(exponent))
+    return np.where(np.isfinite(value), value, core.work(0))
 
 
 def binary_focal_scale(y_true, y_pred, from_logits=False, apply_class_balancing=False, alpha=0.25, gamma=2.0,
@@ -379,7 +379,7 @@ def binary_focal_scale(y_true, y_pred, from_logits=False, apply_class_balancing=
     gamma = float(gamma)
     z = core.to_work(y_true)
     if label_smoothing:
-        z = z * (1 - core.WORK(label_smoothing)) + core.WORK(0.5) * core.WORK(label_smoothing)
+        z = z * (1 - core.work(label_smoothing)) + core.work(0.5) * core.work(label_smoothing)
     if from_logits:
         with np.errstate(over="ignore"):
             p = 1 / (1 + np.exp(-core.to_work(y_pred)))
@@ -389,7 +389,7 @@ def binary_focal_scale(y_true, y_pred, from_logits=False, apply_class_balancing=
     bce = np.abs(binary_crossentropy_elementwise(y_true, y_pred, from_logits, label_smoothing))
     scale = _power(one_minus_p_t, gamma) * np.abs(1 - z) + gamma * _power(one_minus_p_t, gamma - 1) * bce
     if apply_class_balancing:
-        alpha = core.WORK(alpha)
+        alpha = core.work(alpha)
         scale = np.abs(z * alpha + (1 - z) * (1 - alpha)) * scale
     return scale
 
@@ -408,7 +408,7 @@ def categorical_focal_scale(y_true, y_pred, from_logits=False, alpha=0.25, gamma
         q = p / np.sum(p, axis=-1, keepdims=True)
     alpha = np.abs(core.to_work(alpha))
     with np.errstate(divide="ignore", invalid="ignore"):
-        log_q = np.where(q > 0, np.abs(np.log(q)), core.WORK(0))
+        log_q = np.where(q > 0, np.abs(np.log(q)), core.work(0))
     per_class = alpha * y * (_power(1 - q, gamma) * subnormal_growth(q)
                              + gamma * _power(1 - q, gamma - 1) * q * log_q)
     return np.sum(per_class, axis=-1)
@@ -439,7 +439,7 @@ def per_example(kind: str, values, y_true, y_pred, ignore_class=None, axis=-1):
     if kind in ("binary", "binary_focal"):
         return np.mean(core.to_work(values), axis=axis)
     if kind == "sparse" and ignore_class is not None:
-        return np.where(sparse_mask(y_true, y_pred, ignore_class, axis), core.to_work(values), core.WORK(0))
+        return np.where(sparse_mask(y_true, y_pred, ignore_class, axis), core.to_work(values), core.work(0))
     return core.to_work(values)
 
 
@@ -458,7 +458,7 @@ def _probability_spread(kind: str, y_pred, from_logits: bool, axis=-1) -> np.nda
         p = np.exp(-core.neg_log_softmax(x, axis=axis, extended=True)) if from_logits else x / np.sum(
             x, axis=axis, keepdims=True)
     low, high = clip_bounds(np.asarray(y_pred).dtype)
-    p = np.clip(p, low, high)
+    p = core.clip(p, low, high)
     return p * (1 - p)
 
 
@@ -480,7 +480,7 @@ def gradient(kind: str, y_true, y_pred, coefficients, from_logits=False, *, epsi
         if from_logits:
             # an infinite logit saturates its softmax or sigmoid: the loss does not move with it (a masked
             # class, p = 0, stays masked), so its derivative is 0 where a difference quotient gives NaN
-            grad = np.where(np.isinf(core.to_work(y_pred)), core.WORK(0), grad)
+            grad = np.where(np.isinf(core.to_work(y_pred)), core.work(0), grad)
         # the autodiff chain's terms are of the size of the loss over p and 1 - p
         size = np.abs(total(y_pred))
         size = np.expand_dims(size, -1) if size.ndim < np.ndim(y_pred) else size
@@ -495,7 +495,7 @@ def gradient(kind: str, y_true, y_pred, coefficients, from_logits=False, *, epsi
         weight = np.expand_dims(c, axis) / prediction.shape[axis]
         z = core.to_work(y_true)
         if options.get("label_smoothing"):
-            e = core.WORK(options["label_smoothing"])
+            e = core.work(options["label_smoothing"])
             z = z * (1 - e) + e / 2
         if from_logits:
             return gradients.softplus_pair(prediction, weight * z, weight * (1 - z))
@@ -507,7 +507,7 @@ def gradient(kind: str, y_true, y_pred, coefficients, from_logits=False, *, epsi
     if kind == "categorical":
         y = core.to_work(y_true)
         if options.get("label_smoothing"):
-            e = core.WORK(options["label_smoothing"])
+            e = core.work(options["label_smoothing"])
             y = y * (1 - e) + e / y.shape[axis]
         a = np.expand_dims(c, axis) * y
         if from_logits:
@@ -526,4 +526,4 @@ def gradient(kind: str, y_true, y_pred, coefficients, from_logits=False, *, epsi
         return gradients.softmax_family(prediction, weight[..., None] * _one_hot(safe, prediction.shape[-1]))
     p = core.to_work(prediction)
     low, high = clip_bounds(prediction.dtype)
-    return gradients.sparse_categorical_probabilities(np.clip(p, low, high), safe, weight, (p >= low) & (p <= high))
+    return gradients.sparse_categorical_probabilities(core.clip(p, low, high), safe, weight, (p >= low) & (p <= high))

@@ -64,7 +64,7 @@ def soft_targets(input, label, soft_label=False, label_smoothing=0.0, axis=-1) -
     n_classes = x.shape[axis]
     if not 0.0 <= label_smoothing <= 1.0:
         raise ValueError(f"label_smoothing must be between 0.0 and 1.0, got {label_smoothing}")
-    e = core.WORK(label_smoothing)
+    e = core.work(label_smoothing)
     if label_smoothing > 0:
         if soft_label:
             t = core.to_work(label)
@@ -98,7 +98,7 @@ def cross_entropy_coefficients(input, label, weight=None, ignore_index=DEFAULT_I
     w = _class_view(np.ones(n_classes) if weight is None else weight, x.ndim, axis)
     t = soft_targets(x, label, soft_label, label_smoothing, axis)
     if t is not None:
-        gathered = np.sum(core.mul0(t, w), axis=axis, keepdims=True) if weight is not None else core.WORK(1)
+        gathered = np.sum(core.mul0(t, w), axis=axis, keepdims=True) if weight is not None else core.work(1)
         return gathered * t
     labels = _hard_labels(x, label, axis)
     kept = labels != ignore_index
@@ -113,7 +113,7 @@ def neg_log_probabilities(input, axis=-1, use_softmax=True) -> np.ndarray:
         return core.neg_log_softmax(input, axis=axis, extended=True)
     p = core.to_work(input)
     with np.errstate(divide="ignore"):
-        return np.minimum(-np.log(p), core.WORK(TOLERABLE_VALUE))
+        return np.minimum(-np.log(p), core.work(TOLERABLE_VALUE))
 
 
 def cross_entropy_unreduced(input, label, weight=None, ignore_index=DEFAULT_IGNORE_INDEX, soft_label=False,
@@ -130,21 +130,21 @@ def cross_entropy_divisor(input, label, weight=None, ignore_index=DEFAULT_IGNORE
     x = np.asarray(input)
     axis = axis % x.ndim
     if x.size == 0:
-        return core.WORK(np.nan)
+        return core.work(np.nan)
     t = soft_targets(x, label, soft_label, label_smoothing, axis)
     hard = t is None
     if weight is None:
         if hard and ignore_index >= 0:
-            count = core.WORK(np.count_nonzero(_hard_labels(x, label, axis) != ignore_index))
+            count = core.work(np.count_nonzero(_hard_labels(x, label, axis) != ignore_index))
             return count + (count == 0)
-        return core.WORK(x.size // x.shape[axis])
+        return core.work(x.size // x.shape[axis])
     a = cross_entropy_coefficients(x, label, weight, ignore_index if hard else DEFAULT_IGNORE_INDEX, soft_label,
                                    axis, label_smoothing)
     if hard:
-        total = np.sum(a, dtype=core.WORK)  # w[y] over the kept labels
+        total = core.total(a)  # w[y] over the kept labels
     else:
         w = _class_view(weight, x.ndim, axis)
-        total = np.sum(np.sum(core.mul0(t, w), axis=axis), dtype=core.WORK)
+        total = core.total(np.sum(core.mul0(t, w), axis=axis))
     return total + (total == 0)
 
 
@@ -181,13 +181,13 @@ def cross_entropy_gradient(input, label, weight=None, ignore_index=DEFAULT_IGNOR
     p = core.to_work(input)
     with np.errstate(divide="ignore"):
         active = -np.log(p) < TOLERABLE_VALUE  # the capped -log 0 is flat
-    return gradients.log_pair(p, a, core.WORK(0), active, False)
+    return gradients.log_pair(p, a, core.work(0), active, False)
 
 
 def reduce_scales(values, input, label, weight=None, ignore_index=DEFAULT_IGNORE_INDEX, reduction="mean",
                   soft_label=False, axis=-1, label_smoothing=0.0):
     """Per-example scales (or values) reduced as cross_entropy reduces its loss (for the tolerance model)."""
-    bound = core.WORK(1) if weight is None else max(core.WORK(1), np.max(np.abs(core.to_work(weight))))
+    bound = core.work(1) if weight is None else max(core.work(1), np.max(np.abs(core.to_work(weight))))
     divisor = cross_entropy_divisor(input, label, weight, ignore_index, soft_label, axis, label_smoothing)
     return ref_torch.reduce(core.to_work(values) * bound, reduction, divisor, extended=True)
 
@@ -211,7 +211,7 @@ def sigmoid_focal_loss(logit, label, alpha=0.25, gamma=2.0, reduction="sum", *, 
     """paddle.nn.functional.sigmoid_focal_loss (no normalizer)."""
     _check_reduction(reduction)
     values = sigmoid_focal_loss_unreduced(logit, label, alpha, gamma)
-    return ref_torch.reduce(values, reduction, core.WORK(values.size) if values.size else core.WORK(np.nan),
+    return ref_torch.reduce(values, reduction, core.work(values.size) if values.size else core.work(np.nan),
                             extended=extended)
 
 

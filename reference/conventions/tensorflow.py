@@ -33,7 +33,7 @@ def weighted_cross_entropy_with_logits(labels, logits, pos_weight, *, extended=F
     z = core.to_work(labels)
     w = core.to_work(pos_weight)
     positive = core.mul0(z * w, core.softplus(-x))
-    negative = core.mul0(core.WORK(1) - z, core.softplus(x))
+    negative = core.mul0(core.work(1) - z, core.softplus(x))
     return core.finish(positive + negative, extended)
 
 
@@ -70,4 +70,4 @@ def weighted_cross_entropy_with_logits_gradient(labels, logits, pos_weight):
 
 def weighted_scale(values, pos_weight):
     """Each element's rounding scale, times the largest weight of its terms."""
-    return core.to_work(values) * max(core.WORK(1), np.max(np.abs(core.to_work(pos_weight))))
+    return core.to_work(values) * max(core.work(1), np.max(np.abs(core.to_work(pos_weight))))

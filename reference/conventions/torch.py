@@ -45,10 +45,10 @@ def reduce(values, reduction: str, divisor=None, *, extended=False):
     values = core.to_work(values)
     if reduction == "none":
         return core.finish(values, extended)
-    total = np.sum(values, dtype=core.WORK)
+    total = core.total(values)
     if reduction == "sum":
         return core.finish(total, extended)
-    divisor = core.WORK(values.size) if divisor is None else core.to_work(divisor)
+    divisor = core.work(values.size) if divisor is None else core.to_work(divisor)
     with np.errstate(invalid="ignore", divide="ignore"):
         return core.finish(total / divisor, extended)
 
@@ -68,7 +68,7 @@ def cross_entropy_unreduced(input, target, weight=None, ignore_index=-100, label
     t = np.asarray(target)
     dim = class_dim(x.ndim)
     n_classes = x.shape[dim]
-    e = core.WORK(label_smoothing)
+    e = core.work(label_smoothing)
     if not 0.0 <= label_smoothing <= 1.0:
         raise ValueError(f"label_smoothing must be between 0.0 and 1.0. Got: {label_smoothing}")
     if weight is not None and np.shape(weight) != (n_classes,):
@@ -92,7 +92,7 @@ def cross_entropy_unreduced(input, target, weight=None, ignore_index=-100, label
     if label_smoothing > 0:
         smooth = np.sum(core.mul0(np.broadcast_to(_class_weight_view(w, x.ndim), nls.shape), nls), axis=dim)
         loss = (1 - e) * loss + e / n_classes * smooth
-    return core.finish(np.where(ignored, core.WORK(0), loss), extended)
+    return core.finish(np.where(ignored, core.work(0), loss), extended)
 
 
 def cross_entropy_divisor(input, target, weight=None, ignore_index=-100):
@@ -102,7 +102,7 @@ def cross_entropy_divisor(input, target, weight=None, ignore_index=-100):
     t = np.asarray(target)
     dim = class_dim(x.ndim)
     if x.shape == t.shape:
-        return core.WORK(x.size // x.shape[dim]) if x.size else core.WORK(np.nan)
+        return core.work(x.size // x.shape[dim]) if x.size else core.work(np.nan)
     return class_index_divisor(t, weight, ignore_index)
 
 
@@ -126,7 +126,7 @@ def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean", *,
     safe_target = core.check_class_indices(np.where(ignored, 0, t), n_classes)
     picked = np.take_along_axis(core.to_work(logp), np.expand_dims(safe_target, dim), axis=dim).squeeze(dim)
     w = core.to_work(np.ones(n_classes) if weight is None else weight)
-    values = np.where(ignored, core.WORK(0), -w[safe_target] * picked)
+    values = np.where(ignored, core.work(0), -w[safe_target] * picked)
     return reduce(values, reduction, class_index_divisor(t, weight, ignore_index), extended=extended)
 
 
@@ -134,9 +134,9 @@ def class_index_divisor(target, weight=None, ignore_index=-100):
     """The 'mean' divisor for class-index targets: summed weights of kept targets."""
     kept = np.asarray(target) != ignore_index
     if weight is None:
-        return core.WORK(np.count_nonzero(kept))
+        return core.work(np.count_nonzero(kept))
     w = core.to_work(weight)
-    return np.sum(w[np.where(kept, target, 0)][kept], dtype=core.WORK)
+    return core.total(w[np.where(kept, target, 0)][kept])
 
 
 def binary_cross_entropy_unreduced(input, target, weight=None, *, extended=False):
@@ -147,10 +147,10 @@ def binary_cross_entropy_unreduced(input, target, weight=None, *, extended=False
         raise ValueError(f"Using a target size ({z.shape}) that is different to the input size ({p.shape})")
     if np.any((p < 0) | (p > 1)):
         raise ValueError("all elements of input should be between 0 and 1")
-    clamp = core.WORK(LOG_CLAMP)
+    clamp = core.work(LOG_CLAMP)
     log_p = np.maximum(core.log_probabilities(p), clamp)
     log_1mp = np.maximum(core.log1m_probabilities(p), clamp)
-    loss = -(z * log_p + (core.WORK(1) - z) * log_1mp)
+    loss = -(z * log_p + (core.work(1) - z) * log_1mp)
     if weight is not None:
         loss = loss * core.to_work(weight)
     return core.finish(loss, extended)
@@ -170,7 +170,7 @@ def binary_cross_entropy_with_logits_unreduced(input, target, weight=None, pos_w
     if x.shape != z.shape:
         raise ValueError(f"Target size ({z.shape}) must be the same as input size ({x.shape})")
     positive = z if pos_weight is None else z * core.to_work(pos_weight)
-    loss = core.mul0(positive, core.softplus(-x)) + core.mul0(core.WORK(1) - z, core.softplus(x))
+    loss = core.mul0(positive, core.softplus(-x)) + core.mul0(core.work(1) - z, core.softplus(x))
     if weight is not None:
         loss = loss * core.to_work(weight)
     return core.finish(loss, extended)
@@ -185,7 +185,7 @@ def binary_cross_entropy_with_logits(input, target, weight=None, reduction="mean
 
 
 def _numel_divisor(values):
-    return core.WORK(np.size(values)) if np.size(values) else core.WORK(np.nan)
+    return core.work(np.size(values)) if np.size(values) else core.work(np.nan)
 
 
 # --- exact gradients: the coefficients of each convention's linear terms ------------------------------------
@@ -194,9 +194,9 @@ def _numel_divisor(values):
 
 def _mean_factor(reduction: str, divisor) -> core.WORK:
     if reduction in ("none", "sum"):
-        return core.WORK(1)
+        return core.work(1)
     with np.errstate(divide="ignore", invalid="ignore"):
-        return core.WORK(1) / core.to_work(divisor)
+        return core.work(1) / core.to_work(divisor)
 
 
 def _class_view(values, ndim: int, dim: int) -> np.ndarray:
@@ -213,7 +213,7 @@ def cross_entropy_coefficients(input, target, weight=None, ignore_index=-100, re
     dim = class_dim(x.ndim)
     n_classes = x.shape[dim]
     w = _class_view(np.ones(n_classes) if weight is None else weight, x.ndim, dim)
-    e = core.WORK(label_smoothing)
+    e = core.work(label_smoothing)
     if t.shape == x.shape:  # probability targets (torch's rule: a target shaped like the input)
         a = w * (core.to_work(t) * (1 - e) + e / n_classes)
         return core.mul0(a, _mean_factor(reduction, cross_entropy_divisor(x, t)))
@@ -264,10 +264,10 @@ def binary_cross_entropy_with_logits_gradient(input, target, weight=None, reduct
 # --- each element's rounding scale carried through the reduction (for the tolerance model) ----------------
 
 def _weight_bound(*weights) -> core.WORK:
-    bound = core.WORK(1)
+    bound = core.work(1)
     for weight in weights:
         if weight is not None:
-            bound = bound * max(core.WORK(1), np.max(np.abs(core.to_work(weight))))
+            bound = bound * max(core.work(1), np.max(np.abs(core.to_work(weight))))
     return bound
 
 
@@ -276,7 +276,7 @@ def reduce_scales(values, input, target, weight=None, ignore_index=-100, reducti
     target = np.asarray(target)
     weighted = core.to_work(values) * _weight_bound(weight)
     if target.shape != np.shape(input):  # class indices
-        weighted = np.where(target == ignore_index, core.WORK(0), weighted)
+        weighted = np.where(target == ignore_index, core.work(0), weighted)
         divisor = class_index_divisor(target, weight, ignore_index)
     else:
         divisor = cross_entropy_divisor(input, target)

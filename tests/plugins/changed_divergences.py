@@ -20,7 +20,7 @@ from reference import core
 def _scaled(ulps: float):
     def call(problem: Problem) -> np.ndarray:
         dtype = np.asarray(problem.prediction).dtype
-        return (exact_softmax_cross_entropy(problem) * core.WORK(1 + ulps * float(np.finfo(dtype).eps))).astype(dtype)
+        return (exact_softmax_cross_entropy(problem) * core.work(1 + ulps * float(np.finfo(dtype).eps))).astype(dtype)
 
     return call
 

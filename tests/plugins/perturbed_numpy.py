@@ -21,7 +21,7 @@ def _call(problem: Problem) -> np.ndarray:
     dtype = np.asarray(problem.prediction).dtype
     exact = exact_softmax_cross_entropy(problem)
     factor = 1 + float(os.environ.get("XENT_PERTURB_ULPS", "0")) * float(np.finfo(dtype).eps)
-    return (exact * core.WORK(factor)).astype(dtype)
+    return (exact * core.work(factor)).astype(dtype)
 
 
 BINDINGS = [

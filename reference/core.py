@@ -28,9 +28,9 @@ The working type, and why (``XENT_REFERENCE_PRECISION``, :func:`choose_precision
   working precision would lose the tiny losses and fail the 2-ULP contract
   (27 ULPs on confidently right rows, measured), so the same formulas run in
   binary128 instead. Error-free float64 arithmetic (double-double) was the
-  other way; it would need exp and log1p written here in double-double, an
-  algorithm to prove rather than a library to reuse, and costs more NumPy
-  passes per element than binary128's vectorised calls.
+  other way; it would need exp and log1p written here in double-double and
+  proven, where binary128 is a maintained library already proven by its
+  authors and, through the same self-tests, here.
 
 ``auto`` (the default) takes ``longdouble`` where it is extended and ``quad``
 elsewhere; every error bound below is written in WORK's own unit roundoff

@@ -33,8 +33,7 @@ def _first_paragraph(text: str) -> str:
     return " ".join((inspect.cleandoc(text or "").split("\n\n") or [""])[0].split())
 
 
-def _convention(binding) -> str:
-    function = getattr(binding.reference, "__wrapped__", binding.reference)
+def _convention(function) -> str:
     module = getattr(function, "__module__", "") or ""
     name = getattr(function, "__qualname__", "") or repr(function)
     if "<lambda>" in name or "<locals>" in name:
@@ -85,8 +84,9 @@ def describe(pattern: str, cases_dir: Path | None = None, baseline_path: Path = 
         lines.append(_wrap(f"documented at: {binding.doc}" if binding.doc.startswith("http") else binding.doc, "  "))
     missing = binding.missing_requirement()
     lines.append(f"  installed: {'no: ' + missing if missing else 'yes'}")
-    lines.append(f"  convention: {_convention(binding)}")
-    doc = _first_paragraph(getattr(getattr(binding.reference, '__wrapped__', binding.reference), "__doc__", ""))
+    convention = getattr(binding.reference, "__wrapped__", binding.reference)
+    lines.append(f"  convention: {_convention(convention)}")
+    doc = _first_paragraph(getattr(convention, "__doc__", ""))
     if doc:
         lines.append(_wrap(doc))
     lines.append(f"  dtypes: {', '.join(sorted(binding.dtypes))}")
@@ -125,8 +125,8 @@ def describe(pattern: str, cases_dir: Path | None = None, baseline_path: Path = 
     for check in checks:
         if check.divergence is not None:
             entries.setdefault(check.divergence.id, (check.divergence, []))[1].append(check.id)
-    region_entries = [entry for entry in suite.divergences if entry.region and entry.id not in entries
-                      and any(fnmatch.fnmatchcase(binding.id, pattern) for pattern in entry.region_bindings)]
+    region_entries = [entry for entry in suite.divergences
+                      if entry.id not in entries and entry.region_applies(binding.id)]
     lines.append(f"\n  known divergences ({len(entries)}):" if entries else "\n  known divergences: none")
     for entry, ids in entries.values():
         lines.append(f"    {entry.id} ({entry.kind}, {len(ids)} checks, e.g. {ids[0]})")

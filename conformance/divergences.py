@@ -81,6 +81,10 @@ class Divergence:
                 return False
         return _matcher(self.match)(check_id) is not None
 
+    def region_applies(self, binding_id: str) -> bool:
+        """Whether this entry's property region covers the binding's property tests."""
+        return bool(self.region) and any(fnmatch.fnmatchcase(binding_id, pattern) for pattern in self.region_bindings)
+
     def xfail_reason(self) -> str:
         return f"[{self.id}] {self.reason} (source: {self.source})"
 
@@ -137,5 +141,4 @@ def known_regions(divergences, binding_id: str, problem, kinds=None) -> list:
     """(entry, mask) of each known divergence whose region applies to this binding, of the entries of
     ``kinds`` only where given."""
     return [(entry, REGIONS[entry.region](problem)) for entry in divergences
-            if entry.region and (kinds is None or entry.kind in kinds)
-            and any(fnmatch.fnmatchcase(binding_id, pattern) for pattern in entry.region_bindings)]
+            if entry.region_applies(binding_id) and (kinds is None or entry.kind in kinds)]

@@ -64,7 +64,7 @@ PRECISIONS = ("longdouble", "quad")
 EXTENDED_SIGNIFICAND_BITS = 64
 
 
-def long_double_bits() -> int:
+def platform_long_double_bits() -> int:
     """The significand bits of this platform's ``long double``, with the implicit one."""
     return int(np.finfo(np.longdouble).nmant) + 1
 
@@ -74,7 +74,7 @@ def choose_precision(setting: str | None = None, long_double_bits: int | None = 
     ``auto``) resolved for a platform whose ``long double`` has
     ``long_double_bits`` significand bits (else this platform's)."""
     setting = (setting or os.environ.get("XENT_REFERENCE_PRECISION") or "auto").strip().lower()
-    bits = globals()["long_double_bits"]() if long_double_bits is None else long_double_bits
+    bits = platform_long_double_bits() if long_double_bits is None else long_double_bits
     if setting == "auto":
         return "longdouble" if bits >= EXTENDED_SIGNIFICAND_BITS else "quad"
     if setting == "longdouble" and bits < EXTENDED_SIGNIFICAND_BITS:

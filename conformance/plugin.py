@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import fnmatch
+import os
 from pathlib import Path
 
 import pytest
@@ -45,7 +46,18 @@ def pytest_addoption(parser):
                          "the shipped baseline; '' turns it off; see conformance/signatures.py)")
 
 
+# OpenMP threads that have finished a parallel region sleep instead of spinning (libgomp, which torch and
+# Paddle load, spins for a while by default). A run is two busy processes on two cores (the items and the
+# work done ahead, conformance.prepare), and a thread spinning in one took the core the other's parallel
+# region waited for: torch's eager gradient checks took 17 ms each instead of 1, and `-k "torch:nn or
+# torch:compile"` 107 s instead of 53. How a thread waits changes no result, nor any compiled graph's cache key.
+OPENMP_WAIT = {"OMP_WAIT_POLICY": "PASSIVE"}
+
+
+@pytest.hookimpl(tryfirst=True)
 def pytest_configure(config):
+    for name, value in OPENMP_WAIT.items():  # before any framework loads its OpenMP runtime; a user's own wins
+        os.environ.setdefault(name, value)
     try:
         words = selection_words(load_bindings(tuple(config.getoption("bindings"))))
     except BindingError:

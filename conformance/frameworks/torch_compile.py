@@ -10,7 +10,10 @@ convention as the eager form (:mod:`reference.conventions.torch`):
   compiled function per loss serves every case: shapes are symbolic, and
   ``weight`` and ``ignore_index`` are always passed to class-index and binary
   losses (ones and -100, their documented defaults, where a case sets none), as
-  a tensor and an unspecialised int, so only a new rank, dtype, reduction,
+  a tensor and an unspecialised int, and ``pos_weight`` as ones to the binary
+  loss with logits where the targets are finite (``(pos_weight - 1) * y + 1``
+  is then exactly 1, the unweighted loss; an infinite target would make it
+  NaN), so only a new rank, dtype, reduction,
   size-0/1 pattern or ``label_smoothing`` value compiles again (the recompile limit is raised so
   that dynamo never falls back to eager without saying so); the property tests
   draw sizes from 2 (``property_min_size``) and the cases' ``label_smoothing`` of 0.1
@@ -37,6 +40,8 @@ convention as the eager form (:mod:`reference.conventions.torch`):
 from __future__ import annotations
 
 import dataclasses
+
+import numpy as np
 
 from conformance.bindings import Binding, Problem
 from conformance.frameworks import torch as eager
@@ -90,7 +95,8 @@ def _with_documented_defaults(problem: Problem, x, options: dict, names) -> dict
     """``weight`` always passed, as ones where the case sets none, and ``ignore_index`` as -100: the values
     torch documents as their defaults, so the loss is the same, and as a tensor and an unspecialised int
     they let one graph serve cases with and without them (a None weight or an absent ignore_index is a
-    graph of its own for every rank, dtype and reduction). Not for probability targets, where a class
+    graph of its own for every rank, dtype and reduction); ``pos_weight`` as ones likewise, which leaves
+    ``(pos_weight - 1) * y + 1`` exactly 1 for a finite target. Not for probability targets, where a class
     weight makes torch specialise the graph on the class count, and not for integer inputs, whose
     behaviour entries record what torch does with them."""
     torch = eager._torch()
@@ -98,12 +104,25 @@ def _with_documented_defaults(problem: Problem, x, options: dict, names) -> dict
         return options
     options = dict(options)
     if "weight" in names and "weight" not in options:
-        class_weights = problem.family == "sparse_softmax"  # the binary losses' weight is elementwise
-        shape = (x.shape[1 if x.dim() > 1 else 0],) if class_weights else x.shape
-        options["weight"] = torch.ones(shape, dtype=x.dtype)
+        options["weight"] = torch.ones(_weight_shape(problem, x), dtype=x.dtype)
+    if "pos_weight" in names and "pos_weight" not in options and _all_finite(problem.labels):
+        options["pos_weight"] = torch.ones(_weight_shape(problem, x), dtype=x.dtype)
     if "ignore_index" in names and "ignore_index" not in options:
         options["ignore_index"] = IGNORE_INDEX_DEFAULT
     return options
+
+
+def _weight_shape(problem: Problem, x) -> tuple:
+    """A class weight's shape for class indices; for the binary losses a row of the last axis, which
+    broadcasts as the elementwise weight does and is the shape the cases' weights have, so that one graph
+    serves a case with and without a weight (a full-shape weight is a rank, and a graph, of its own)."""
+    if x.dim() == 0:
+        return ()
+    return (x.shape[1 if x.dim() > 1 and problem.family == "sparse_softmax" else -1],)
+
+
+def _all_finite(values) -> bool:
+    return bool(np.isfinite(np.asarray(values, dtype=float)).all())
 
 
 def _compiled_forward(loss: str, names):

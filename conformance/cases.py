@@ -24,8 +24,9 @@ import yaml
 
 from conformance import arrays, options as vocabulary
 from conformance.bindings import prediction_name
+from conformance.locations import ROOT
 
-CASES_DIR = Path(__file__).resolve().parent.parent / "cases"
+CASES_DIR = ROOT / "cases"
 SCHEMA_PATH = CASES_DIR / "schema.json"
 DEFAULT_DTYPES = ("float16", "bfloat16", "float32", "float64")
 # Words that -k selects by: a case id holding one would leak into that selection. The

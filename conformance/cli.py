@@ -6,8 +6,9 @@
   shipped baseline. ``BINDING`` is a binding id or a pattern (``torch:nn.functional.cross_entropy``,
   ``'*BCELoss*'``); several matches list their ids.
 * ``xent-conformance [PYTEST OPTIONS]``: the suite itself, run by pytest on the project's own tests (``-k``,
-  ``-n``, ``--parity-baseline`` ...), with the reports written under ``./reports`` of the current directory.
-  It needs the project's tests and cases beside the package, as a clone or an editable install has them.
+  ``-n``, ``--parity-baseline`` ...), with the reports written under ``./reports`` of the current directory:
+  from a clone's tests, or, installed from a wheel, the copy of them the wheel installed
+  (:mod:`conformance.locations`), from any directory.
 """
 
 from __future__ import annotations
@@ -20,8 +21,7 @@ import sys
 import textwrap
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-BASELINE = ROOT / "reports" / "baseline" / "parity.json"
+from conformance.locations import BASELINE, ROOT
 WIDTH = 110
 
 
@@ -154,12 +154,15 @@ def run_suite(arguments: list[str]) -> int:
 
     tests = ROOT / "tests"
     if not tests.is_dir() or not (ROOT / "pyproject.toml").is_file():
-        print(f"xent-conformance: the suite's tests and cases are not beside the package ({ROOT}); run it from a "
-              "clone, or an editable install of one (pip install -e .)", file=sys.stderr)
+        print(f"xent-conformance: the suite's tests are neither beside the package nor installed with it ({ROOT}); "
+              "install it from a wheel, or run it from a clone (pip install -e .)", file=sys.stderr)
         return 4
     if not any(argument.startswith("--reports-dir") for argument in arguments):
         arguments = [f"--reports-dir={Path.cwd() / 'reports'}", *arguments]  # beside junit.xml and report.html
-    return int(pytest.main(["--rootdir", str(ROOT), "-c", str(ROOT / "pyproject.toml"), str(tests), *arguments]))
+    # pytest's cache in the current directory too, not in an installed tree that may be read-only
+    settings = ["-o", f"cache_dir={Path.cwd() / '.pytest_cache'}"]
+    return int(pytest.main(["--rootdir", str(ROOT), "-c", str(ROOT / "pyproject.toml"), *settings, str(tests),
+                            *arguments]))
 
 
 def main(argv: list[str] | None = None) -> int:

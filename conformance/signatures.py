@@ -38,8 +38,9 @@ import numpy as np
 
 from conformance.baseline import GROWTH_FACTOR, GROWTH_SLACK_ULP, BaselineError, grew, load, ulp_figure
 from conformance.runner import CheckFailure
+from conformance.locations import BASELINE
 
-DEFAULT_BASELINE = Path(__file__).resolve().parent.parent / "reports" / "baseline" / "parity.json"
+DEFAULT_BASELINE = BASELINE
 
 
 class DivergenceChanged(Exception):

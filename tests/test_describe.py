@@ -40,10 +40,10 @@ def test_the_command_line_describes_without_importing_a_framework():
     assert result.stdout.strip().endswith("[]")
 
 
-def test_running_the_suite_needs_its_tests_beside_the_package(tmp_path, monkeypatch, capsys):
+def test_running_the_suite_needs_its_tests(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(cli, "ROOT", tmp_path)
     assert cli.main(["-k", "torch"]) == 4
-    assert "not beside the package" in capsys.readouterr().err
+    assert "neither beside the package nor installed with it" in capsys.readouterr().err
 
 
 def test_running_the_suite_is_pytest_on_the_project_with_reports_here(tmp_path, monkeypatch):
@@ -51,7 +51,8 @@ def test_running_the_suite_is_pytest_on_the_project_with_reports_here(tmp_path, 
     monkeypatch.setattr(pytest, "main", lambda arguments: seen.append(arguments) or 0)
     monkeypatch.chdir(tmp_path)
     assert cli.main(["-k", "torch", "-n", "2"]) == 0
-    assert seen == [["--rootdir", str(cli.ROOT), "-c", str(cli.ROOT / "pyproject.toml"), str(cli.ROOT / "tests"),
+    assert seen == [["--rootdir", str(cli.ROOT), "-c", str(cli.ROOT / "pyproject.toml"),
+                     "-o", f"cache_dir={tmp_path / '.pytest_cache'}", str(cli.ROOT / "tests"),
                      f"--reports-dir={tmp_path / 'reports'}", "-k", "torch", "-n", "2"]]
     cli.main(["--reports-dir=elsewhere"])
-    assert seen[-1][5:] == ["--reports-dir=elsewhere"]
+    assert seen[-1][7:] == ["--reports-dir=elsewhere"]

@@ -78,11 +78,36 @@ def grew(before: float, now: float) -> bool:
     return now > max(before * GROWTH_FACTOR, before + GROWTH_SLACK_ULP)
 
 
-def compare(current, baseline: dict[str, dict[str, Any]], generated_ids, label: str) -> dict[str, Any]:
+def load_environment(path: Path) -> dict[str, Any]:
+    """The environment a baseline was measured in (its package versions); empty where it has none."""
+    try:
+        document = json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError):
+        return {}
+    return document.get("environment", {}) if isinstance(document, dict) else {}
+
+
+def _other_versions(record, environments) -> str | None:
+    """'torch 2.12.0 (the baseline: torch 2.13.0)' where the check's framework versions are not the
+    baseline's, else None."""
+    if not environments:
+        return None
+    from conformance.parity import framework_version
+
+    now, then = (framework_version(record, environment) for environment in environments)
+    if now == then or "unknown" in (now, then):
+        return None
+    return f"{now} (the baseline: {then})"
+
+
+def compare(current, baseline: dict[str, dict[str, Any]], generated_ids, label: str,
+            environments: tuple[dict, dict] | None = None) -> dict[str, Any]:
     """The differences between the checks that ran (``current`` records) and the
-    baseline; ``generated_ids`` are every check id the suite generates now."""
+    baseline; ``generated_ids`` are every check id the suite generates now. Given the two environments (the
+    run's and the baseline's), a failure or a grown error of a check whose framework versions are not the
+    baseline's is compared and labelled (``other_versions``), not counted as a regression of the pinned set."""
     diff: dict[str, Any] = {"baseline": label, "growth_factor": GROWTH_FACTOR, "growth_slack_ulp": GROWTH_SLACK_ULP,
-                            "new_failures": [], "grown": [], "fixed": [], "improved": [],
+                            "new_failures": [], "grown": [], "other_versions": [], "fixed": [], "improved": [],
                             "new_checks": [], "removed_checks": [], "not_run": 0}
     ran = set()
     for record in sorted(current, key=lambda r: r["check"]):
@@ -92,9 +117,14 @@ def compare(current, baseline: dict[str, dict[str, Any]], generated_ids, label: 
         ran.add(check)
         before = baseline.get(check)
         was = before["outcome"] if before else None
+        other = _other_versions(record, environments)
         if outcome in FAILING and was not in FAILING:
-            diff["new_failures"].append({"check": check, "was": was, "now": outcome,
-                                         "what": f"{was or 'new'} -> {outcome}"})
+            entry = {"check": check, "was": was, "now": outcome, "what": f"{was or 'new'} -> {outcome}"}
+            if other:
+                entry["what"] += f" on {other}"
+                diff["other_versions"].append(entry)
+            else:
+                diff["new_failures"].append(entry)
             continue
         if outcome == "xpassed" or (outcome == "passed" and was == "xfailed"):
             diff["fixed"].append({"check": check, "was": was, "now": outcome, "what": f"{was} -> {outcome}"})
@@ -106,8 +136,11 @@ def compare(current, baseline: dict[str, dict[str, Any]], generated_ids, label: 
         if now_ulp is None or was_ulp is None or outcome in FAILING:
             continue
         if grew(was_ulp, now_ulp):
-            diff["grown"].append({"check": check, "was_ulp": was_ulp, "now_ulp": now_ulp,
-                                  "what": f"max error {was_ulp:.3g} -> {now_ulp:.3g} ULP"})
+            entry = {"check": check, "was_ulp": was_ulp, "now_ulp": now_ulp,
+                     "what": f"max error {was_ulp:.3g} -> {now_ulp:.3g} ULP"}
+            if other:
+                entry["what"] += f" on {other}"
+            diff["other_versions" if other else "grown"].append(entry)
         elif grew(now_ulp, was_ulp):
             diff["improved"].append({"check": check, "was_ulp": was_ulp, "now_ulp": now_ulp,
                                      "what": f"max error {was_ulp:.3g} -> {now_ulp:.3g} ULP"})
@@ -123,15 +156,19 @@ def compare(current, baseline: dict[str, dict[str, Any]], generated_ids, label: 
 def terminal_lines(diff: dict[str, Any], limit: int = 15) -> list[str]:
     verdict = "REGRESSION" if diff["regressions"] else "no regression"
     lines = [f"against {diff['baseline']}: {verdict} ({len(diff['new_failures'])} new failures, "
-             f"{len(diff['grown'])} grown errors, {len(diff['fixed'])} fixed, {len(diff['improved'])} improved, "
+             f"{len(diff['grown'])} grown errors, "
+             f"{len(diff.get('other_versions', []))} failures or grown errors on other framework versions, "
+             f"{len(diff['fixed'])} fixed, {len(diff['improved'])} improved, "
              f"{len(diff['new_checks'])} new and {len(diff['removed_checks'])} removed checks, "
              f"{diff['not_run']} baseline checks not run)"]
-    for name, label in (("new_failures", "new failure"), ("grown", "grown error"), ("fixed", "now passes"),
+    for name, label in (("new_failures", "new failure"), ("grown", "grown error"),
+                        ("other_versions", "on another version"), ("fixed", "now passes"),
                         ("improved", "improved"), ("new_checks", "new check"), ("removed_checks", "removed check")):
-        for entry in diff[name][:limit]:
+        entries = diff.get(name, [])
+        for entry in entries[:limit]:
             lines.append(f"  {label}: {entry['check']}  {entry.get('what', '')}")
-        if len(diff[name]) > limit:
-            lines.append(f"  ... and {len(diff[name]) - limit} more {label}s (reports/parity.json, 'baseline')")
+        if len(entries) > limit:
+            lines.append(f"  ... and {len(entries) - limit} more (reports/parity.json, 'baseline', {name!r})")
     return lines
 
 

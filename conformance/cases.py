@@ -72,6 +72,8 @@ class Case:
     expect: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     input_dtypes: Mapping[str, str] = field(default_factory=dict)
     python_inputs: tuple[str, ...] = ()
+    # the versions its behaviour entries were measured on (conformance.versions): (distribution, specifier)
+    versions: tuple[tuple[str, str], ...] = ()
 
     @property
     def prediction_name(self) -> str:
@@ -186,6 +188,16 @@ def _check_representable(label, case_id, inputs, dtypes) -> None:
                                 f"overflows {dtype}; list the dtypes that hold it in 'dtypes'")
 
 
+def _versions(label: str, case_id: str, raw) -> tuple[tuple[str, str], ...]:
+    from conformance import versions
+
+    try:
+        return versions.parse(raw)
+    except ValueError as error:
+        field_name, message = str(error).split(": ", 1)
+        raise CaseError(label, case_id, field_name, message) from None
+
+
 def _expand(label: str, raw: dict, defaults: dict) -> list[Case]:
     case_id = raw["id"]
     _check_id(label, case_id)
@@ -225,7 +237,11 @@ def _expand(label: str, raw: dict, defaults: dict) -> list[Case]:
         expect=dict(raw.get("expect") or {}),
         input_dtypes=dict(raw.get("input_dtypes") or {}),
         python_inputs=tuple(raw.get("python_inputs") or ()),
+        versions=_versions(label, case_id, raw.get("versions") or defaults.get("versions")),
     )
+    if common["expect"] and not common["versions"]:
+        raise CaseError(label, case_id, "versions", "behaviour entries (expect) need the versions they were measured "
+                        "on: set versions in the case or in the file's defaults")
     if not raw.get("input_dtypes"):
         _check_representable(label, case_id, inputs, common["dtypes"])
     if not grid_values:

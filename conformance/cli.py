@@ -59,6 +59,7 @@ def describe(pattern: str, cases_dir: Path | None = None, baseline_path: Path = 
     """The text ``xent-conformance describe`` prints for ``pattern``."""
     from conformance.baseline import BaselineError, load
     from conformance.cases import CASES_DIR
+    from conformance import versions as measured_on
     from conformance.suite import behaviour_for, build
 
     suite = build(cases_dir or CASES_DIR)
@@ -73,6 +74,7 @@ def describe(pattern: str, cases_dir: Path | None = None, baseline_path: Path = 
         return f"{len(found)} bindings match {pattern!r}; describe one of them:\n" + "\n".join(
             f"    {binding_id}" for binding_id in found)
     binding = suite.bindings[found[0]]
+    distributions = measured_on.binding_distributions(binding)
     checks = [check for check in suite.checks if check.binding is binding]
     try:
         baseline = load(baseline_path)
@@ -132,6 +134,9 @@ def describe(pattern: str, cases_dir: Path | None = None, baseline_path: Path = 
         lines.append(f"    {entry.id} ({entry.kind}, {len(ids)} checks, e.g. {ids[0]})")
         lines.append(_wrap(entry.reason, "      "))
         lines.append(f"      source: {entry.source}")
+        lines.append(f"      measured on: {_versions_text(entry.versions)}"
+                     + (f" (unverified here: {entry.unverified(distributions)})"
+                        if entry.unverified(distributions) else ""))
     for entry in region_entries:
         lines.append(f"    {entry.id} (its region '{entry.region}' applies to this binding's property tests)")
 
@@ -144,9 +149,17 @@ def describe(pattern: str, cases_dir: Path | None = None, baseline_path: Path = 
                 continue
             seen.add(check.case.id)
             expected = behaviour_for(check.case, binding)
-            text = ", ".join(f"{key}: {value}" for key, value in expected.items()) if expected else "the reference"
-            lines.append(f"    {check.case.id}: {text}")
+            text = ", ".join(f"{key}: {value}" for key, value in expected.items() if key != "versions"
+                             ) if expected else "the reference"
+            lines.append(f"    {check.case.id}: {text}" + (f" (unverified here: {check.unverified})"
+                                                             if check.unverified else ""))
+        lines.append("    measured on: " + _versions_text(
+            [pair for pair in behaviour[0].case.versions if pair[0] in distributions]))
     return "\n".join(lines)
+
+
+def _versions_text(pairs) -> str:
+    return ", ".join(f"{distribution}{specifier}" for distribution, specifier in pairs) or "not stated"
 
 
 def run_suite(arguments: list[str]) -> int:

@@ -20,6 +20,7 @@ from pathlib import Path
 import jsonschema
 
 from conformance.cases import CASES_DIR, DIVERGENCES_FILE, CaseError, _read_yaml
+from conformance import versions as measured_on
 from conformance.regions import REGIONS
 
 # a figure as a reason writes it: digits with an exponent, or inf, -inf and nan (a loss that overflowed)
@@ -34,7 +35,7 @@ SCHEMA = {
             "items": {
                 "type": "object",
                 "additionalProperties": False,
-                "required": ["id", "match", "reason", "source"],
+                "required": ["id", "match", "reason", "source", "versions"],
                 "properties": {
                     "id": {"type": "string", "pattern": "^[a-z][a-z0-9_]*$"},
                     "match": {"type": "array", "minItems": 1, "items": {"type": "string", "minLength": 3}},
@@ -45,6 +46,8 @@ SCHEMA = {
                     "checks": {"enum": ["value", "gradient", "both"], "default": "value"},
                     "region": {"enum": sorted(REGIONS)},  # one vocabulary: conformance.regions
                     "region_bindings": {"type": "array", "items": {"type": "string"}},
+                    # the versions it was measured on: a specifier per distribution ({torch: "==2.13.0"})
+                    "versions": measured_on.SCHEMA,
                     # figures the reason quotes, recomputed on the pinned versions by tests/test_divergence_quotes.py
                     "quotes": {"type": "array", "items": {
                         "type": "object", "additionalProperties": False, "required": ["check", "got"],
@@ -73,6 +76,12 @@ class Divergence:
     region: str | None = None  # conformance.regions: where property tests hold it to a weaker bound or leave it out
     region_bindings: tuple[str, ...] = ()
     quotes: tuple[dict, ...] = field(default=(), compare=False)  # {check, got, exact?, index?}: tests/test_divergence_quotes.py
+    versions: tuple[tuple[str, str], ...] = ()  # (distribution, specifier): where it was measured
+
+    def unverified(self, distributions=None) -> str | None:
+        """Why this entry is unverified on the installed versions of ``distributions`` (a check's binding's),
+        or None: see conformance.versions."""
+        return measured_on.unverified(self.versions, f"known divergence [{self.id}]", distributions)
 
     def matches(self, check_id: str, check_kind: str | None = None) -> bool:
         if check_kind is not None and self.checks != "both":
@@ -110,13 +119,22 @@ def load(directory: Path = CASES_DIR) -> list[Divergence]:
                           source=raw["source"], strict=raw.get("strict", True), kind=raw.get("kind", "semantics"),
                           checks=raw.get("checks", "value"), region=raw.get("region"),
                           region_bindings=tuple(raw.get("region_bindings") or ()),
-                          quotes=tuple(raw.get("quotes") or ()))
+                          quotes=tuple(raw.get("quotes") or ()),
+                          versions=_versions(raw, label))
                for raw in document["divergences"]]
     ids = [entry.id for entry in entries]
     duplicates = {i for i in ids if ids.count(i) > 1}
     if duplicates:
         raise CaseError(label, sorted(duplicates)[0], "id", "duplicate divergence id")
     return entries
+
+
+def _versions(raw: dict, label: str) -> tuple[tuple[str, str], ...]:
+    try:
+        return measured_on.parse(raw.get("versions"))
+    except ValueError as error:
+        field_name, message = str(error).split(": ", 1)
+        raise CaseError(label, raw["id"], field_name, message) from None
 
 
 def first_match(divergences, check_id: str, check_kind: str | None = None) -> Divergence | None:

@@ -88,7 +88,10 @@ def matrix(checks) -> list[dict[str, Any]]:
             "dtype": record["dtype"], "counts": defaultdict(int), "worst_ulp": None, "worst_case": None,
             "worst_check": None, "worst_bound_ratio": None, "bound_use": None, "checks": [], "lagging": 0,
         })
-        cell["counts"][record["outcome"]] += 1
+        # an unverified check (conformance.versions) that passes here is a pass in the matrix, and listed
+        # with the unverified ones below it, not a failure
+        outcome = "passed" if record.get("unverified") and record["outcome"] == "xpassed" else record["outcome"]
+        cell["counts"][outcome] += 1
         cell["lagging"] += bool(record.get("lags_peers"))
         cell["checks"].append(record["check"])
         ulp = _number(record.get("max_ulp"))
@@ -129,7 +132,57 @@ def document(checks, environment: dict[str, Any], interrupted: bool, baseline_di
     }
     if baseline_diff is not None:
         result["baseline"] = baseline_diff
+    result["unverified"] = unverified_entries(checks)
     return result
+
+
+def unverified_entries(checks) -> list[dict[str, Any]]:
+    """The checks that ran outside the versions their known divergence or behaviour entry was measured on,
+    grouped by why: how many still fail as recorded or otherwise (xfailed) and how many pass here (xpassed)."""
+    groups: dict[str, dict[str, Any]] = {}
+    for record in checks:
+        why = record.get("unverified")
+        if not why or record["outcome"] == "skipped":
+            continue
+        group = groups.setdefault(why, {"why": why, "checks": 0, "xfailed": 0, "xpassed": 0, "examples": []})
+        group["checks"] += 1
+        if record["outcome"] in ("xfailed", "xpassed"):
+            group[record["outcome"]] += 1
+        if len(group["examples"]) < 3:
+            group["examples"].append(record["check"])
+    return sorted(groups.values(), key=lambda group: group["why"])
+
+
+UNVERIFIED_TEXT = ("Known divergences and behaviour entries state the versions they were measured on "
+                   "(`versions:` in the case files); these checks ran on other versions, as non-strict xfails that "
+                   "fail no run. *Still differ*: the check failed here (the divergence, or another behaviour, is "
+                   "there; its failure is in the check's reason). *Pass here*: the API now meets the reference, "
+                   "or behaves as recorded, on the installed version.")
+
+
+def unverified_markdown(groups) -> list[str]:
+    if not groups:
+        return []
+    total = sum(group["checks"] for group in groups)
+    lines = ["", f"## Unverified on the installed versions ({total} checks)", "", UNVERIFIED_TEXT, "",
+             "| why | checks | still differ | pass here | for example |", "| --- | ---: | ---: | ---: | --- |"]
+    for group in groups:
+        lines.append(f"| {group['why']} | {group['checks']} | {group['xfailed']} | {group['xpassed']} | "
+                     + ", ".join(f"`{check}`" for check in group["examples"]) + " |")
+    return lines
+
+
+def unverified_html(groups) -> str:
+    if not groups:
+        return ""
+    rows = "".join(f"<tr><td>{escape(group['why'])}</td><td>{group['checks']}</td><td>{group['xfailed']}</td>"
+                   f"<td>{group['xpassed']}</td><td>" + ", ".join(f"<code>{escape(check)}</code>"
+                                                            for check in group["examples"]) + "</td></tr>"
+                   for group in groups)
+    text = escape(UNVERIFIED_TEXT).replace("`", "")
+    return (f"<h2>Unverified on the installed versions</h2><p>{text}</p><table id='unverified'><thead><tr>"
+            f"<th>why</th><th>checks</th><th>still differ</th><th>pass here</th><th>for example</th></tr></thead>"
+            f"<tbody>{rows}</tbody></table>")
 
 
 def write(directory: Path, doc: dict[str, Any]) -> None:
@@ -234,6 +287,7 @@ def markdown(doc: dict[str, Any]) -> str:
                  + (f", {_use_text(cell['bound_use'])}" if _use_text(cell["bound_use"]) else "")
                  if cell else "" for dtype, cell in row]
         lines.append(f"| `{binding}` | " + " | ".join(cells) + " |")
+    lines += unverified_markdown(doc.get("unverified") or [])
     lines += lagging_markdown(doc["checks"])
     return "\n".join(lines) + "\n"
 
@@ -271,9 +325,9 @@ def lagging_markdown(checks, limit: int = 40) -> list[str]:
 def baseline_markdown(diff: dict[str, Any]) -> list[str]:
     verdict = "**regression**" if diff["regressions"] else "no regression"
     lines = [f"**Against the baseline** (`{diff['baseline']}`): {verdict}. " + "; ".join(
-        f"{len(diff[name])} {label}" for name, label in BASELINE_SECTIONS if diff[name]) + "."]
+        f"{len(diff[name])} {label}" for name, label in BASELINE_SECTIONS if diff.get(name)) + "."]
     for name, label in BASELINE_SECTIONS:
-        if diff[name] and name in ("new_failures", "grown", "fixed"):
+        if diff.get(name) and name in ("new_failures", "grown", "other_versions", "fixed"):
             lines.append(f"- {label}: " + ", ".join(f"`{entry['check']}`" for entry in diff[name][:10])
                          + (" ..." if len(diff[name]) > 10 else ""))
     return lines
@@ -282,6 +336,7 @@ def baseline_markdown(diff: dict[str, Any]) -> list[str]:
 BASELINE_SECTIONS = (
     ("new_failures", "new failures"),
     ("grown", "errors grown beyond the threshold"),
+    ("other_versions", "failures or grown errors on other framework versions than the baseline's (not regressions)"),
     ("fixed", "known divergences that now pass"),
     ("improved", "improvements"),
     ("new_checks", "new checks"),
@@ -369,6 +424,7 @@ def html_page(doc: dict[str, Any]) -> str:
                     + "".join(cells) + "</tr>")
     parts.append(f"<table id='matrix'><thead><tr><th>framework</th><th>API</th>{head}</tr></thead>"
                  f"<tbody>{''.join(body)}</tbody></table>")
+    parts.append(unverified_html(doc.get("unverified") or []))
     parts.append("</body></html>\n")
     return "".join(parts)
 
@@ -404,7 +460,7 @@ def baseline_html(diff: dict[str, Any]) -> str:
              f"(an error counts as grown beyond {diff['growth_factor']:g}× and {diff['growth_slack_ulp']:g} ULP "
              "of the baseline's)</p>"]
     for name, label in BASELINE_SECTIONS:
-        entries = diff[name]
+        entries = diff.get(name, [])
         if not entries:
             continue
         items = "".join(f"<li><code>{escape(entry['check'])}</code> {escape(entry.get('what', ''))}</li>"
@@ -473,7 +529,8 @@ def main(argv: list[str]) -> int:
         except baseline.BaselineError as error:
             parser.error(str(error))
         ids = [row["check"] for row in merged["checks"]]
-        merged["baseline"] = baseline.compare(merged["checks"], stored, ids, str(args.parity_baseline))
+        merged["baseline"] = baseline.compare(merged["checks"], stored, ids, str(args.parity_baseline),
+                                              (merged["environment"], baseline.load_environment(args.parity_baseline)))
         regressions = merged["baseline"]["regressions"]
         for line in baseline.terminal_lines(merged["baseline"]):
             print(line)

@@ -90,6 +90,11 @@ def outcome_of(report) -> str | None:
 
 def _reason(report) -> str:
     if hasattr(report, "wasxfail"):
+        from conformance.versions import LABEL
+
+        crash = getattr(report.longrepr, "reprcrash", None)
+        if str(report.wasxfail).startswith(LABEL) and crash is not None:
+            return str(crash.message)  # what differs on this version; the record's 'unverified' says why
         return str(report.wasxfail)
     longrepr = report.longrepr
     if isinstance(longrepr, tuple) and len(longrepr) == 3:
@@ -104,7 +109,8 @@ def _identity(check) -> list[tuple[str, Any]]:
     return [("check", check.id), ("kind", check.kind), ("framework", check.binding.framework),
             ("binding", check.binding.id), ("api", check.binding.api), ("family", check.case.family),
             ("case", check.case.id), ("dtype", check.dtype),
-            ("versions_of", ",".join(check.binding.version_modules()))]
+            ("versions_of", ",".join(check.binding.version_modules())),
+            *([("unverified", check.unverified)] if check.unverified else [])]
 
 
 def _exit_status(worker) -> str:
@@ -216,8 +222,9 @@ class Recorder:
             from conformance import baseline
 
             checks = [r for r in records if "check" in r]
-            self.baseline_diff = baseline.compare(checks, self.baseline, self.generated_ids,
-                                                  str(self.config.getoption("parity_baseline")))
+            path = self.config.getoption("parity_baseline")
+            self.baseline_diff = baseline.compare(checks, self.baseline, self.generated_ids, str(path),
+                                                  (environment(checks), baseline.load_environment(Path(path))))
             if self.baseline_diff["regressions"] and session.exitstatus == 0:
                 session.exitstatus = 1  # pytest.ExitCode.TESTS_FAILED: a regression fails the run
         write_parity(self.directory(), records, interrupted=interrupted, baseline_diff=self.baseline_diff)

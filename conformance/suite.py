@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from conformance import divergences as divergence_data
+from conformance import divergences as divergence_data, versions as measured_on
 from conformance.bindings import AS_CALLED, Binding, load_bindings, selection_words
 from conformance.cases import CASES_DIR, Case, CaseError, load_all
 from conformance.published import check_published
@@ -34,6 +34,8 @@ class Check:
     kind: str  # 'value', 'behaviour' or 'gradient'
     skip: str | None = None
     divergence: divergence_data.Divergence | None = None
+    # why its known divergence or behaviour entry is unverified on the installed versions (conformance.versions)
+    unverified: str | None = None
 
     @property
     def markers(self) -> tuple[str, ...]:
@@ -109,8 +111,35 @@ def skip_reason(case: Case, binding: Binding, dtype: str, behaviour: bool = Fals
     return None
 
 
+def _entry_for(divergences, check_id: str, kind: str, distributions):
+    """The known divergence of a check: the first matching entry measured on the installed versions; else none
+    on the pinned set (the entries describe other versions), and the first matching one, unverified, on
+    versions nothing was measured on (conformance.versions)."""
+    matching = [entry for entry in divergences if entry.matches(check_id, kind)]
+    verified = next((entry for entry in matching if not entry.unverified(distributions)), None)
+    if verified is not None or not matching or measured_on.on_the_pinned_set(distributions):
+        return verified
+    return matching[0]
+
+
+def _unverified(entry, distributions) -> str | None:
+    return entry.unverified(distributions) if entry is not None else None
+
+
+def _behaviour_unverified(case: Case, binding: Binding, distributions) -> str | None:
+    """Why the case's behaviour entry for this binding is unverified on the installed versions: the entry's
+    own ``versions``, else the case's (the file's defaults)."""
+    expected = behaviour_for(case, binding)
+    if not expected:
+        return None
+    own = expected.get("versions")
+    versions = measured_on.parse(own) if own else case.versions
+    return measured_on.unverified(versions, f"the behaviour entry of {case.id}", distributions)
+
+
 def generate(cases, bindings: dict, divergences) -> list[Check]:
     checks = []
+    distributions_of = {binding.id: measured_on.binding_distributions(binding) for binding in bindings.values()}
     for case in cases:
         for binding in bindings.values():
             if not applies(case, binding):
@@ -118,16 +147,21 @@ def generate(cases, bindings: dict, divergences) -> list[Check]:
             # a case with expectations is a behaviour case for every binding it
             # applies to; one it names no behaviour for fails, showing what it saw
             kind = "behaviour" if case.expect or "behaviour" in case.tags else "value"
+            distributions = distributions_of[binding.id]
+            behaviour_unverified = (_behaviour_unverified(case, binding, distributions) if kind == "behaviour"
+                                    else None)
             for dtype in case.dtypes:
                 identifier = check_id(case, binding, dtype)
+                entry = _entry_for(divergences, identifier, kind, distributions)
                 checks.append(Check(identifier, case, binding, dtype, kind,
-                                    skip_reason(case, binding, dtype, behaviour=kind == "behaviour"),
-                                    divergence_data.first_match(divergences, identifier, kind)))
+                                    skip_reason(case, binding, dtype, behaviour=kind == "behaviour"), entry,
+                                    _unverified(entry, distributions) or behaviour_unverified))
                 if kind == "value":
                     identifier += "-gradient"
+                    entry = _entry_for(divergences, identifier, "gradient", distributions)
                     checks.append(Check(identifier, case, binding, dtype, "gradient",
-                                        gradient_skip_reason(case, binding, dtype),
-                                        divergence_data.first_match(divergences, identifier, "gradient")))
+                                        gradient_skip_reason(case, binding, dtype), entry,
+                                        _unverified(entry, distributions)))
     ids = [check.id for check in checks]
     if len(set(ids)) != len(ids):
         duplicate = next(i for i in ids if ids.count(i) > 1)

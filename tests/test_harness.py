@@ -239,7 +239,7 @@ def test_no_shipped_divergence_is_stale(whole_suite_collected):
 def test_a_stale_divergence_is_reported(tmp_path):
     cases = small_cases_dir(tmp_path, "published.yaml", divergences=False)
     (cases / "divergences.yaml").write_text(
-        "divergences:\n  - id: ghost_entry\n    match: [\"sigmoid-no_such_case-*\"]\n"
+        "divergences:\n  - id: ghost_entry\n    versions: {numpy: \">=1.26\"}\n    match: [\"sigmoid-no_such_case-*\"]\n"
         "    reason: a divergence that matches nothing at all\n    source: nowhere\n")
     run = run_in_process("--collect-only", "-q", f"--cases-dir={cases}", f"--reports-dir={tmp_path}",
                          str(ROOT / "tests"))

@@ -22,7 +22,7 @@ pytestmark = pytest.mark.selftest
 ROOT = Path(__file__).resolve().parent.parent
 # what the installed suite runs from: every file in these directories ships
 SHIPPED_DIRECTORIES = ("cases", "tests", "tests/plugins", "reports/baseline")
-SHIPPED_FILES = ("pyproject.toml", "conftest.py", "README.md", "constraints.txt")
+SHIPPED_FILES = ("pyproject.toml", "conftest.py", "README.md", "constraints.txt", "constraints-older.txt")
 
 
 def _data_files() -> dict:

@@ -2,7 +2,6 @@
 prepares the listed checks from the last to the first, survives a failing call,
 and starts only where a core is idle; a plain run starts it and stops it."""
 
-import json
 import os
 import subprocess
 import sys

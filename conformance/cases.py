@@ -188,7 +188,9 @@ def _check_representable(label, case_id, inputs, dtypes) -> None:
                                 f"overflows {dtype}; list the dtypes that hold it in 'dtypes'")
 
 
-def _versions(label: str, case_id: str, raw) -> tuple[tuple[str, str], ...]:
+def parse_versions(label: str, case_id: str, raw) -> tuple[tuple[str, str], ...]:
+    """A ``versions:`` mapping (conformance.versions) as (distribution, specifier) pairs; a malformed
+    specifier is a case-file error naming the file, the case or entry, and the field."""
     from conformance import versions
 
     try:
@@ -237,8 +239,10 @@ def _expand(label: str, raw: dict, defaults: dict) -> list[Case]:
         expect=dict(raw.get("expect") or {}),
         input_dtypes=dict(raw.get("input_dtypes") or {}),
         python_inputs=tuple(raw.get("python_inputs") or ()),
-        versions=_versions(label, case_id, raw.get("versions") or defaults.get("versions")),
+        versions=parse_versions(label, case_id, raw.get("versions") or defaults.get("versions")),
     )
+    for pattern, behaviour in common["expect"].items():  # an expectation's own versions, checked here too
+        parse_versions(label, case_id, behaviour.get("versions"))
     if common["expect"] and not common["versions"]:
         raise CaseError(label, case_id, "versions", "behaviour entries (expect) need the versions they were measured "
                         "on: set versions in the case or in the file's defaults")

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import jsonschema
 
-from conformance.cases import CASES_DIR, DIVERGENCES_FILE, CaseError, _read_yaml
+from conformance.cases import CASES_DIR, DIVERGENCES_FILE, CaseError, _read_yaml, parse_versions, schema
 from conformance import versions as measured_on
 from conformance.regions import REGIONS
 
@@ -47,7 +47,7 @@ SCHEMA = {
                     "region": {"enum": sorted(REGIONS)},  # one vocabulary: conformance.regions
                     "region_bindings": {"type": "array", "items": {"type": "string"}},
                     # the versions it was measured on: a specifier per distribution ({torch: "==2.13.0"})
-                    "versions": measured_on.SCHEMA,
+                    "versions": schema()["$defs"]["versions"],  # one vocabulary with the case files
                     # figures the reason quotes, recomputed on the pinned versions by tests/test_divergence_quotes.py
                     "quotes": {"type": "array", "items": {
                         "type": "object", "additionalProperties": False, "required": ["check", "got"],
@@ -120,21 +120,13 @@ def load(directory: Path = CASES_DIR) -> list[Divergence]:
                           checks=raw.get("checks", "value"), region=raw.get("region"),
                           region_bindings=tuple(raw.get("region_bindings") or ()),
                           quotes=tuple(raw.get("quotes") or ()),
-                          versions=_versions(raw, label))
+                          versions=parse_versions(label, raw["id"], raw.get("versions")))
                for raw in document["divergences"]]
     ids = [entry.id for entry in entries]
     duplicates = {i for i in ids if ids.count(i) > 1}
     if duplicates:
         raise CaseError(label, sorted(duplicates)[0], "id", "duplicate divergence id")
     return entries
-
-
-def _versions(raw: dict, label: str) -> tuple[tuple[str, str], ...]:
-    try:
-        return measured_on.parse(raw.get("versions"))
-    except ValueError as error:
-        field_name, message = str(error).split(": ", 1)
-        raise CaseError(label, raw["id"], field_name, message) from None
 
 
 def first_match(divergences, check_id: str, check_kind: str | None = None) -> Divergence | None:

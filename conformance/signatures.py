@@ -28,7 +28,6 @@ is nothing to compare and the strict xfail stands alone.
 from __future__ import annotations
 
 import importlib.metadata
-import json
 import math
 from contextlib import contextmanager
 from functools import lru_cache
@@ -36,7 +35,8 @@ from pathlib import Path
 
 import numpy as np
 
-from conformance.baseline import GROWTH_FACTOR, GROWTH_SLACK_ULP, BaselineError, grew, load, ulp_figure
+from conformance.baseline import (GROWTH_FACTOR, GROWTH_SLACK_ULP, BaselineError, grew, load, load_environment,
+                                  ulp_figure)
 from conformance.runner import CheckFailure
 from conformance.locations import BASELINE
 
@@ -78,10 +78,9 @@ def _recorded(path: str):
     package, or a fork that has not made one)."""
     try:
         checks = load(Path(path))
-        environment = json.loads(Path(path).read_text()).get("environment", {})
-    except (BaselineError, OSError, ValueError):
+    except BaselineError:
         return {}, {}
-    return checks, environment.get("packages", {})
+    return checks, load_environment(Path(path)).get("packages", {})
 
 
 def version_mismatch(binding, baseline_path=DEFAULT_BASELINE) -> str | None:

@@ -25,8 +25,6 @@ from packaging.specifiers import InvalidSpecifier, SpecifierSet
 
 # how a check outside its entry's versions is labelled (its xfail reason starts so)
 LABEL = "unverified on this version"
-SCHEMA = {"type": "object", "minProperties": 1, "propertyNames": {"pattern": "^[a-z0-9][a-z0-9-]*$"},
-          "additionalProperties": {"type": "string", "minLength": 2}}
 
 
 @lru_cache(maxsize=None)

@@ -91,6 +91,17 @@ def test_behaviour_entries_need_their_versions(tmp_path):
         load_all(cases)
 
 
+def test_an_expectation_with_a_malformed_specifier_names_its_case(tmp_path):
+    cases = small_cases_dir(tmp_path, "behaviour.yaml", divergences=False)
+    path = cases / "behaviour.yaml"
+    old = '        raises: IndexError\n'
+    text = path.read_text()
+    assert old in text
+    path.write_text(text.replace(old, old + '        versions: {torch: "about 2"}\n', 1))
+    with pytest.raises(CaseError, match=r"behaviour.yaml.*sequence_labels_out_of_range.*versions.torch"):
+        load_all(cases)
+
+
 def _measured_on_an_old_torch(tmp_path):
     """The extreme cases and the behaviour cases, with torch's known divergence and the behaviour entries
     stated as measured on torch 1.x only."""
@@ -148,3 +159,34 @@ def test_the_older_set_differs_from_the_pinned_set_in_four_pins_only():
     pinned, older = _pins("constraints.txt"), _pins("constraints-older.txt")
     assert set(pinned) == set(older)
     assert {name for name in pinned if pinned[name] != older[name]} == {"keras", "jax", "jaxlib", "optax"}
+
+
+class _Verdicts:
+    """{test id: (outcome, xfail reason)} of the call phase."""
+
+    def __init__(self):
+        self.found = {}
+
+    def pytest_runtest_logreport(self, report):
+        if report.when == "call":
+            self.found[report.nodeid] = (report.outcome, getattr(report, "wasxfail", ""))
+
+
+@pytest.mark.parametrize("specifier, outcome", [("<1", "passed"), (">=1", "failed")])
+def test_an_entry_on_a_test_that_is_not_a_check_knows_its_versions(tmp_path, specifier, outcome):
+    """An entry naming a cross-check item ('function:param-id') is strict on its versions (a pass there is an
+    XPASS(strict), a failure) and unverified, non-strict, on others (a pass is an XPASS, labelled)."""
+    cases = small_cases_dir(tmp_path, "published.yaml", divergences=False)
+    (cases / "divergences.yaml").write_text(
+        "divergences:\n  - id: conventions_on_a_numpy_of_another_era\n"
+        f"    versions: {{numpy: \"{specifier}\"}}\n"
+        "    match: [\"test_documented_conventions:*-float64\"]\n"
+        "    reason: a self-test's entry on items that pass, to see how they end\n    source: tests/test_versions.py\n")
+    verdicts = _Verdicts()  # the rows that agree (focal's conventions differ: keras_categorical_focal_gamma0_clips)
+    run_in_process("-q", "-k", "documented_conventions and float64 and not focal", f"--cases-dir={cases}",
+                   f"--reports-dir={tmp_path / 'reports'}", str(ROOT / "tests" / "test_option_parity.py"),
+                   plugins=[verdicts])
+    assert verdicts.found
+    assert {result for result, _ in verdicts.found.values()} == {outcome}
+    labelled = {reason.startswith(versions.LABEL) for _, reason in verdicts.found.values()}
+    assert labelled == {outcome == "passed"}  # an XPASS carries its xfail reason; a strict one fails without

@@ -174,16 +174,22 @@ def _check_id(label, case_id) -> None:
 
 
 def _check_representable(label, case_id, inputs, dtypes) -> None:
-    """A finite input that overflows a listed dtype would silently become inf."""
-    from conformance.dtypes import round_to
+    """A finite input that overflows a listed dtype would silently become inf. Only a dtype whose largest
+    finite value the input's largest magnitude exceeds can overflow (a value within half a unit of it rounds
+    down to it), so the input is rounded only to those."""
+    from conformance.dtypes import FORMATS, round_to
 
     for name, value in inputs.items():
-        if value.dtype.kind != "f":
+        if value.dtype.kind != "f" or not value.size:
             continue
+        finite = np.isfinite(value)
+        largest = float(np.max(np.abs(value), where=finite, initial=0.0))
         for dtype in dtypes:
+            if largest <= FORMATS[dtype].max:
+                continue
             with np.errstate(over="ignore"):
                 rounded = round_to(value, dtype).astype(np.float64)
-            if np.any(np.isfinite(value) & ~np.isfinite(rounded)):
+            if np.any(finite & ~np.isfinite(rounded)):
                 raise CaseError(label, case_id, f"inputs.{name}",
                                 f"overflows {dtype}; list the dtypes that hold it in 'dtypes'")
 

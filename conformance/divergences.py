@@ -129,8 +129,23 @@ def load(directory: Path = CASES_DIR) -> list[Divergence]:
     return entries
 
 
+def any_entry(divergences):
+    """One expression of every entry's patterns: most checks match no entry, and this rules them out in one
+    match instead of one per entry (that loop, for every check at collection and again for the stale
+    entries, was a third of the collection's time)."""
+    return _matcher(tuple(pattern for entry in divergences for pattern in entry.match))
+
+
+def matching(divergences, check_id: str, check_kind: str | None = None, any_match=None) -> list[Divergence]:
+    """The entries matching a check, in file order; ``any_match`` is :func:`any_entry`'s expression, where the
+    caller matches many checks against the same entries."""
+    if not divergences or (any_match or any_entry(divergences))(check_id) is None:
+        return []
+    return [entry for entry in divergences if entry.matches(check_id, check_kind)]
+
+
 def first_match(divergences, check_id: str, check_kind: str | None = None) -> Divergence | None:
-    return next((entry for entry in divergences if entry.matches(check_id, check_kind)), None)
+    return next(iter(matching(divergences, check_id, check_kind)), None)
 
 
 def stale(divergences, check_ids) -> list[tuple[Divergence, tuple[str, ...]]]:
@@ -138,6 +153,9 @@ def stale(divergences, check_ids) -> list[tuple[Divergence, tuple[str, ...]]]:
     kind) of the checks that run, not the selection), for the entries that have
     any: an entry all of whose patterns are listed matches nothing at all."""
     found = []
+    if divergences:
+        some_entry = any_entry(divergences)
+        check_ids = [(check, kind) for check, kind in check_ids if some_entry(check) is not None]
     for entry in divergences:
         # the entry's one expression first, then each pattern over the few checks it matched
         matched = [check for check, kind in check_ids if entry.matches(check, kind)]

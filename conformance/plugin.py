@@ -99,8 +99,12 @@ def suite_of(config):
         pytest.fail(str(error), pytrace=False)
 
 
-def _marks(check):
-    marks = [getattr(pytest.mark, name) for name in check.markers]
+def _marks(check, named=None):
+    """``named``: one marker object per name, shared by the checks of one parametrization (looking a marker
+    up on ``pytest.mark`` validates its name each time, a second of collection over the suite)."""
+    named = {} if named is None else named
+    marks = [named[name] if name in named else named.setdefault(name, getattr(pytest.mark, name))
+             for name in check.markers]
     if check.skip:
         marks.append(pytest.mark.skip(reason=check.skip))
     if check.unverified:
@@ -126,7 +130,9 @@ def pytest_generate_tests(metafunc):
             continue
         suite = suite_of(metafunc.config)
         checks = [check for check in suite.checks if check.kind == kind]
-        metafunc.parametrize(fixture, [pytest.param(check, id=check.id, marks=_marks(check)) for check in checks])
+        named = {}
+        metafunc.parametrize(fixture, [pytest.param(check, id=check.id, marks=_marks(check, named))
+                                       for check in checks])
 
 
 COLLECTED_KEYS = pytest.StashKey[set]()

@@ -111,11 +111,12 @@ def skip_reason(case: Case, binding: Binding, dtype: str, behaviour: bool = Fals
     return None
 
 
-def _entry_for(divergences, check_id: str, kind: str, distributions):
+def _entry_for(divergences, check_id: str, kind: str, distributions, any_match=None):
     """The known divergence of a check: the first matching entry measured on the installed versions; else none
     on the pinned set (the entries describe other versions), and the first matching one, unverified, on
-    versions nothing was measured on (conformance.versions)."""
-    matching = [entry for entry in divergences if entry.matches(check_id, kind)]
+    versions nothing was measured on (conformance.versions). ``any_match``: divergences.any_entry's expression
+    of the same entries, built once by the caller."""
+    matching = divergence_data.matching(divergences, check_id, kind, any_match)
     verified = next((entry for entry in matching if not entry.unverified(distributions)), None)
     if verified is not None or not matching or measured_on.on_the_pinned_set(distributions):
         return verified
@@ -140,6 +141,7 @@ def _behaviour_unverified(case: Case, binding: Binding, distributions) -> str | 
 def generate(cases, bindings: dict, divergences) -> list[Check]:
     checks = []
     distributions_of = {binding.id: measured_on.binding_distributions(binding) for binding in bindings.values()}
+    any_match = divergence_data.any_entry(divergences)
     for case in cases:
         for binding in bindings.values():
             if not applies(case, binding):
@@ -152,13 +154,13 @@ def generate(cases, bindings: dict, divergences) -> list[Check]:
                                     else None)
             for dtype in case.dtypes:
                 identifier = check_id(case, binding, dtype)
-                entry = _entry_for(divergences, identifier, kind, distributions)
+                entry = _entry_for(divergences, identifier, kind, distributions, any_match)
                 checks.append(Check(identifier, case, binding, dtype, kind,
                                     skip_reason(case, binding, dtype, behaviour=kind == "behaviour"), entry,
                                     _unverified(entry, distributions) or behaviour_unverified))
                 if kind == "value":
                     identifier += "-gradient"
-                    entry = _entry_for(divergences, identifier, "gradient", distributions)
+                    entry = _entry_for(divergences, identifier, "gradient", distributions, any_match)
                     checks.append(Check(identifier, case, binding, dtype, "gradient",
                                         gradient_skip_reason(case, binding, dtype), entry,
                                         _unverified(entry, distributions)))

@@ -175,3 +175,17 @@ def test_the_schema_speaks_the_one_vocabulary():
     assert sorted(defs["dtypes"]["items"]["enum"]) == sorted(DTYPES)
     assert sorted(defs["option_name"]["enum"]) == sorted(options.VOCABULARY)
     assert sorted(defs["options"]["properties"]["reduction"]["enum"]) == sorted(options.REDUCTIONS)
+
+
+@pytest.mark.parametrize("value, overflows", [(65504.0, False), (65519.0, False), (65520.0, True), (1e6, True)])
+def test_an_input_that_overflows_a_listed_dtype_is_refused(tmp_path, value, overflows):
+    """float16's largest value is 65504 and its spacing there 32: 65519 rounds down to it, 65520 (half a unit
+    above) rounds to inf, which the case would silently check instead of its finite input."""
+    text = GOOD_CASE.replace("[[1.0, 2.0, 3.0]]", f"[[1.0, 2.0, {value}]]").replace(
+        "    family:", "    dtypes: [float16, float32]\n    family:")
+    if not overflows:
+        (case,) = load_all(_write(tmp_path, text))
+        assert case.inputs["logits"][0, 2] == value
+        return
+    error = _error(tmp_path, text)
+    assert (error.case, error.field) == ("tiny_rows", "inputs.logits") and "overflows float16" in str(error)

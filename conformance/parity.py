@@ -327,7 +327,7 @@ def baseline_markdown(diff: dict[str, Any]) -> list[str]:
     lines = [f"**Against the baseline** (`{diff['baseline']}`): {verdict}. " + "; ".join(
         f"{len(diff[name])} {label}" for name, label in BASELINE_SECTIONS if diff.get(name)) + "."]
     for name, label in BASELINE_SECTIONS:
-        if diff.get(name) and name in ("new_failures", "grown", "other_versions", "fixed"):
+        if diff.get(name) and name in ("new_failures", "grown", "other_environments", "fixed"):
             lines.append(f"- {label}: " + ", ".join(f"`{entry['check']}`" for entry in diff[name][:10])
                          + (" ..." if len(diff[name]) > 10 else ""))
     return lines
@@ -336,7 +336,8 @@ def baseline_markdown(diff: dict[str, Any]) -> list[str]:
 BASELINE_SECTIONS = (
     ("new_failures", "new failures"),
     ("grown", "errors grown beyond the threshold"),
-    ("other_versions", "failures or grown errors on other framework versions than the baseline's (not regressions)"),
+    ("other_environments", "failures or grown errors on other framework versions or another CPU than the baseline's "
+                           "(not regressions)"),
     ("fixed", "known divergences that now pass"),
     ("improved", "improvements"),
     ("new_checks", "new checks"),

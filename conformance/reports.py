@@ -49,6 +49,7 @@ def environment(records=()) -> dict[str, Any]:
         "platform": platform.platform(),
         "machine": platform.machine(),
         "cpu": _cpu_name(),
+        "simd": _simd_extensions(),
         "cores": os.cpu_count(),
         "packages": versions,
         "distributions": providers,
@@ -63,6 +64,23 @@ def _cpu_name() -> str:
     except OSError:
         pass
     return platform.processor() or "unknown"
+
+
+# the x86 vector extensions the frameworks choose kernels by (torch's cpu capability, oneDNN's and XLA's ISA)
+SIMD_EXTENSIONS = ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512_vnni", "avx512_bf16",
+                   "avx512_fp16", "amx_tile", "amx_bf16")
+
+
+def _simd_extensions() -> list[str] | None:
+    """Which of SIMD_EXTENSIONS the CPU reports (/proc/cpuinfo's flags), or None where it does not say."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                flags = set(line.split(":", 1)[1].split())
+                return [name for name in SIMD_EXTENSIONS if name in flags]
+    except OSError:
+        pass
+    return None
 
 
 CRASH_PHASE = "???"  # the phase of the report pytest-xdist makes for an item whose worker died

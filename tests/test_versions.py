@@ -145,7 +145,7 @@ def test_the_baseline_labels_a_failure_on_another_version_instead_of_counting_it
     stored = {"a": {"check": "a", "outcome": "passed", "max_ulp": 0.5}}
     diff = baseline.compare([record], stored, ["a"], "base", (now, then))
     assert diff["regressions"] == 0 and diff["new_failures"] == []
-    assert diff["other_versions"][0]["what"] == "passed -> failed on torch 2.12.1 (the baseline: torch 2.13.0)"
+    assert diff["other_environments"][0]["what"] == "passed -> failed on torch 2.12.1 (the baseline: torch 2.13.0)"
     assert baseline.compare([record], stored, ["a"], "base", (then, then))["regressions"] == 1
 
 
@@ -190,3 +190,22 @@ def test_an_entry_on_a_test_that_is_not_a_check_knows_its_versions(tmp_path, spe
     assert {result for result, _ in verdicts.found.values()} == {outcome}
     labelled = {reason.startswith(versions.LABEL) for _, reason in verdicts.found.values()}
     assert labelled == {outcome == "passed"}  # an XPASS carries its xfail reason; a strict one fails without
+
+
+def test_the_baseline_labels_a_grown_error_on_another_cpu_instead_of_counting_it():
+    """Another CPU runs other SIMD kernels: an error that grew there is listed with both CPUs, not a regression;
+    on the baseline's CPU (or where a file does not say) it still is one."""
+    then = {"packages": {"torch": "2.13.0"}, "distributions": {"torch": ["torch"]},
+            "cpu": "Intel(R) Xeon(R) Processor", "simd": ["avx", "avx2", "avx512f"]}
+    now = {**then, "cpu": "AMD EPYC", "simd": ["avx", "avx2"]}
+    record = {"check": "a", "outcome": "passed", "max_ulp": 86.0, "versions_of": "torch"}
+    stored = {"a": {"check": "a", "outcome": "passed", "max_ulp": 41.0}}
+    diff = baseline.compare([record], stored, ["a"], "base", (now, then))
+    assert diff["regressions"] == 0 and diff["grown"] == []
+    assert diff["other_environments"][0]["what"] == (
+        "max error 41 -> 86 ULP on another CPU: AMD EPYC (the baseline: Intel(R) Xeon(R) Processor)")
+    assert baseline.compare([record], stored, ["a"], "base", (then, then))["regressions"] == 1
+    assert baseline.compare([record], stored, ["a"], "base", ({**then, "simd": ["avx"]}, then))["regressions"] == 0
+    assert baseline.compare([record], stored, ["a"], "base", ({"packages": then["packages"],
+                                                               "distributions": then["distributions"]}, then)
+                            )["regressions"] == 1

@@ -182,7 +182,8 @@ def terminal_lines(diff: dict[str, Any], limit: int = 15) -> list[str]:
     verdict = "REGRESSION" if diff["regressions"] else "no regression"
     lines = [f"against {diff['baseline']}: {verdict} ({len(diff['new_failures'])} new failures, "
              f"{len(diff['grown'])} grown errors, "
-             f"{len(diff.get('other_environments', []))} failures or grown errors on other framework versions or another CPU, "
+             f"{len(diff.get('other_environments', []))} failures or grown errors on other framework versions or "
+             "another CPU, "
              f"{len(diff['fixed'])} fixed, {len(diff['improved'])} improved, "
              f"{len(diff['new_checks'])} new and {len(diff['removed_checks'])} removed checks, "
              f"{diff['not_run']} baseline checks not run)"]

@@ -48,7 +48,7 @@ def environment(records=()) -> dict[str, Any]:
         "python": sys.version.split()[0],
         "platform": platform.platform(),
         "machine": platform.machine(),
-        "cpu": _cpu_name(),
+        "cpu": cpu_name(),
         "simd": _simd_extensions(),
         "cores": os.cpu_count(),
         "packages": versions,
@@ -56,14 +56,19 @@ def environment(records=()) -> dict[str, Any]:
     }
 
 
-def _cpu_name() -> str:
+def _cpuinfo(field: str) -> str | None:
+    """The first value of ``field`` in /proc/cpuinfo, or None where the system has no such file or field."""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
+            if line.split(":", 1)[0].strip() == field:
                 return line.split(":", 1)[1].strip()
     except OSError:
         pass
-    return platform.processor() or "unknown"
+    return None
+
+
+def cpu_name() -> str:
+    return _cpuinfo("model name") or platform.processor() or "unknown"
 
 
 # the x86 vector extensions the frameworks choose kernels by (torch's cpu capability, oneDNN's and XLA's ISA)
@@ -73,14 +78,8 @@ SIMD_EXTENSIONS = ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512bw", "avx51
 
 def _simd_extensions() -> list[str] | None:
     """Which of SIMD_EXTENSIONS the CPU reports (/proc/cpuinfo's flags), or None where it does not say."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("flags"):
-                flags = set(line.split(":", 1)[1].split())
-                return [name for name in SIMD_EXTENSIONS if name in flags]
-    except OSError:
-        pass
-    return None
+    flags = _cpuinfo("flags")
+    return None if flags is None else [name for name in SIMD_EXTENSIONS if name in set(flags.split())]
 
 
 CRASH_PHASE = "???"  # the phase of the report pytest-xdist makes for an item whose worker died

@@ -120,7 +120,7 @@ class Binding:
     # the pyproject extra that installs ``requires`` (the skip hint names it); empty: the framework label
     extra: str = ""
     # the smallest size the property tests draw for a dimension: a compiled form (torch.compile) builds a new
-    # graph for every size 0 or 1 it meets, so its properties draw from 2 and reuse the cases' graphs
+    # graph for every size 0 or 1 it meets, so its properties draw from 2 and reuse most of the cases' graphs
     property_min_size: int = 1
     # the label_smoothing values the label-smoothing property draws from: the identity holds for every value,
     # and a compiled form compiles a graph for each one (torch specialises on it), so it draws the cases' 0.1

@@ -181,8 +181,8 @@ from conformance.suite import build
 
 suite = build()
 result = {}
-for selection in sys.argv[1:]:
-    binding, case_prefix = selection.split(" ")
+for selection in json.loads(sys.argv[1]):
+    binding, case_prefix = selection
     checks = [check for check in suite.checks if check.binding.id == binding and check.dtype == "float32"
               and check.kind == "value" and not check.skip and check.case.id.startswith(case_prefix)]
     built = []
@@ -195,7 +195,7 @@ for selection in sys.argv[1:]:
             except Exception:  # a bad input's error is a graph like any other's
                 pass
         built.append(sorted(set(graphs)))
-    result[selection] = {"checks": len(checks), "forward": built[0], "reverse": built[1]}
+    result[binding] = {"checks": len(checks), "forward": built[0], "reverse": built[1]}
 print(json.dumps(result))
 '''
 
@@ -203,20 +203,21 @@ print(json.dumps(result))
 def test_the_work_done_ahead_builds_the_graphs_the_run_meets_whichever_order_it_walks():
     """The background process walks the checks from the last; its graphs serve the run only if walking them
     forward builds the same ones. Dynamo graphs of two compiled losses over float32 cases, traced in both orders
-    with a recording backend (no inductor build): duck shaping made 2 of the 9 graphs of the binary loss's 15
-    cases differ, the options' keyword order all 6 of the class-index loss's 24 options-grid cases (27 of 238
-    over every compiled check, each a graph the run built again)."""
+    with a recording backend (no inductor build). Duck shaping alone made 2 of the 9 graphs of the binary
+    loss's 15 cases differ, the options' keyword order alone all 6 graphs of the class-index loss's 24
+    options-grid cases (27 of 238 over every compiled check, each a graph the run built again)."""
     import importlib.util
     import json
 
     if importlib.util.find_spec("torch") is None:
         pytest.skip("torch is not installed: the compiled forms need it")
-    selections = ["torch:compile.nn.functional.binary_cross_entropy ",  # every case of the loss
-                  "torch:compile.nn.functional.cross_entropy masked_logits_class_index_options@"]
-    result = subprocess.run([sys.executable, "-c", GRAPHS_IN_BOTH_ORDERS, *selections], cwd=ROOT,
+    # (binding, the prefix of the case ids it runs): every case of the binary loss, the options grid of the other
+    selections = [("torch:compile.nn.functional.binary_cross_entropy", ""),
+                  ("torch:compile.nn.functional.cross_entropy", "masked_logits_class_index_options@")]
+    result = subprocess.run([sys.executable, "-c", GRAPHS_IN_BOTH_ORDERS, json.dumps(selections)], cwd=ROOT,
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     built = json.loads(result.stdout.strip().splitlines()[-1])
-    for selection in selections:
-        assert built[selection]["checks"] >= 10 and len(built[selection]["forward"]) >= 5, selection
-        assert built[selection]["forward"] == built[selection]["reverse"], selection
+    for binding, _ in selections:
+        assert built[binding]["checks"] >= 10 and len(built[binding]["forward"]) >= 5, binding
+        assert built[binding]["forward"] == built[binding]["reverse"], binding

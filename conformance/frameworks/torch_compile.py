@@ -17,7 +17,9 @@ convention as the eager form (:mod:`reference.conventions.torch`):
   size-0/1 pattern or ``label_smoothing`` value compiles again (the recompile limit is raised so
   that dynamo never falls back to eager without saying so); the property tests
   draw sizes from 2 (``property_min_size``) and the cases' ``label_smoothing`` of 0.1
-  (``property_label_smoothing``), and so reuse the cases' graphs. In a
+  (``property_label_smoothing``), and so reuse most of the cases' graphs (they
+  add 22 of their own: class counts with ``label_smoothing``, and ranks with a
+  reduction, that no case has). In a
   plain ``pytest`` the compiled forms' items run last, and a background process
   builds their graphs ahead, from the last check backwards, on the core the run
   leaves idle, from the start of the run (``conformance.prepare``); duck shaping
@@ -97,7 +99,7 @@ def _graphs_independent_of_call_order():
     which case compiled it) and the options' keyword order (dynamo lays out a graph's inputs in the first
     call's order and does not guard on it; the caller passes them sorted). Measured over the compiled
     checks with a recording backend: 27 of the 238 graphs the run meets were not among those a reverse walk
-    builds; none with both. Duck shaping only merges symbols, so the code computes the same."""
+    builds; with both causes removed, none. Duck shaping only merges symbols, so the code computes the same."""
     import torch.fx.experimental._config as shapes
 
     return shapes.patch(use_duck_shape=False)

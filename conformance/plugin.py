@@ -28,6 +28,11 @@ from conformance.suite import build
 DTYPE_MARKERS = ("float16", "bfloat16", "float32", "float64")
 # the case tags of the schema (one vocabulary), then the markers of the test modules
 TAG_MARKERS = (*schema()["$defs"]["tags"]["items"]["enum"], "gradient", "property", "selftest", "crosscheck", "parity")
+# markers of the test modules that say more than a tag
+MODULE_MARKERS = {
+    "scale": "the reference at language-model scale, its memory and accuracy (imports no framework, so the "
+             "single-framework tox environments leave it to the full run)",
+}
 SUITE_ERROR = pytest.StashKey[str]()
 
 
@@ -70,6 +75,8 @@ def pytest_configure(config):
         config.addinivalue_line("markers", f"{name}: checks in {name}")
     for name in TAG_MARKERS:
         config.addinivalue_line("markers", f"{name}: cases tagged {name}")
+    for name, about in MODULE_MARKERS.items():
+        config.addinivalue_line("markers", f"{name}: {about}")
     stored, generated = None, ()
     path = config.getoption("parity_baseline")
     if path and not hasattr(config, "workerinput"):

@@ -21,7 +21,8 @@ import reference_precisions
 
 MAX_ULPS = 2.0
 MEMORY_FACTOR = 1.5
-pytestmark = pytest.mark.selftest
+# no framework here: the single-framework tox environments deselect it (-m "not scale"), the full run has it
+pytestmark = [pytest.mark.selftest, pytest.mark.scale]
 working_precision = reference_precisions.working_precision
 
 

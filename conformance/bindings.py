@@ -71,6 +71,26 @@ class Problem:
 
 
 @dataclass(frozen=True)
+class PropertyShapes:
+    """The shapes the property tests draw for one binding: each dimension's size among ``sizes`` and the
+    rank among ``ranks``, within what each property allows (None: every batch size from 1 to 4, every class
+    count up to 7, every rank). For a framework that compiles per shape: what the properties vary is the
+    values, and the cases hold the other shapes."""
+
+    sizes: tuple[int, ...] | None = None
+    ranks: tuple[int, ...] | None = None
+
+    def shared(self, *others: "PropertyShapes") -> "PropertyShapes":
+        """The shapes that this and ``others`` all draw (a property of several bindings)."""
+        def common(pools):
+            named = [set(pool) for pool in pools if pool is not None]
+            return tuple(sorted(set.intersection(*named))) if named else None
+
+        every = (self, *others)
+        return PropertyShapes(common(shapes.sizes for shapes in every), common(shapes.ranks for shapes in every))
+
+
+@dataclass(frozen=True)
 class Binding:
     """A framework API under test. ``call`` and ``reference`` take a Problem;
     ``call`` returns the framework's output as a NumPy array in the dtype the
@@ -119,9 +139,10 @@ class Binding:
     versions_of: tuple[str, ...] = ()
     # the pyproject extra that installs ``requires`` (the skip hint names it); empty: the framework label
     extra: str = ""
-    # the smallest size the property tests draw for a dimension: a compiled form (torch.compile) builds a new
-    # graph for every size 0 or 1 it meets, so its properties draw from 2 and reuse most of the cases' graphs
-    property_min_size: int = 1
+    # the shapes the property tests draw, for a framework that compiles per shape: torch.compile builds a
+    # graph for each size 0 or 1, rank and, with label_smoothing, class count, so its properties draw the
+    # cases' ones; JAX's jit compiles every new shape (tens of ms), so its properties draw a few
+    property_shapes: PropertyShapes = PropertyShapes()
     # the label_smoothing values the label-smoothing property draws from: the identity holds for every value,
     # and a compiled form compiles a graph for each one (torch specialises on it), so it draws the cases' 0.1
     property_label_smoothing: tuple[float, ...] = (0.05, 0.1, 0.3)

@@ -23,7 +23,7 @@ import numpy as np
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from conformance.bindings import Problem
+from conformance.bindings import Problem, PropertyShapes
 from conformance.dtypes import FORMATS, round_to
 
 REGIMES = ("ordinary", "wide", "ties", "whole")
@@ -71,10 +71,25 @@ def logits(draw, shape, dtype: str, regime: str) -> np.ndarray:
     return round_to(values, dtype)
 
 
-def _shape(draw, rank_min: int = 2, rank_max: int = 2, classes_min: int = 2, min_size: int = 1) -> tuple[int, ...]:
-    rank = draw(st.integers(rank_min, rank_max))
-    batch = tuple(draw(st.integers(min_size, 4)) for _ in range(rank - 1))
-    return batch + (draw(st.integers(max(classes_min, min_size), 7)),)
+BATCH_MAX, CLASSES_MAX = 4, 7
+
+
+def _drawn(draw, low: int, high: int, pool: tuple[int, ...] | None, what: str) -> int:
+    if pool is None:
+        return draw(st.integers(low, high))
+    allowed = [value for value in pool if low <= value <= high]
+    if not allowed:
+        raise ValueError(f"none of the {what} {pool} lies in [{low}, {high}]")
+    return draw(st.sampled_from(allowed))
+
+
+def _shape(draw, rank_min: int = 2, rank_max: int = 2, classes_min: int = 2,
+           shapes: PropertyShapes = PropertyShapes()) -> tuple[int, ...]:
+    """A rank from ``rank_min`` to ``rank_max``, batch dimensions of 1 to 4 and a last axis of
+    ``classes_min`` to 7, or only those of ``shapes`` (Binding.property_shapes) within those ranges."""
+    rank = _drawn(draw, rank_min, rank_max, shapes.ranks, "ranks")
+    batch = tuple(_drawn(draw, 1, BATCH_MAX, shapes.sizes, "sizes") for _ in range(rank - 1))
+    return batch + (_drawn(draw, classes_min, CLASSES_MAX, shapes.sizes, "sizes"),)
 
 
 @st.composite
@@ -90,10 +105,10 @@ def soft_labels(draw, shape, dtype: str) -> np.ndarray:
 
 @st.composite
 def class_problems(draw, family: str, dtype: str, regime: str | None = None, rank_max: int = 3,
-                   min_size: int = 1) -> Problem:
+                   shapes: PropertyShapes = PropertyShapes()) -> Problem:
     """softmax (soft labels) or sparse_softmax (class indices), class axis last."""
     regime = regime or draw(st.sampled_from(REGIMES))
-    shape = _shape(draw, 2, rank_max, min_size=min_size)
+    shape = _shape(draw, 2, rank_max, shapes=shapes)
     x = draw(logits(shape, dtype, regime))
     if family == "softmax":
         labels = draw(soft_labels(shape, dtype))
@@ -108,9 +123,9 @@ def _outside_band(value: float, dtype: str) -> bool:
 
 
 @st.composite
-def sigmoid_problems(draw, dtype: str, regime: str | None = None, min_size: int = 1) -> Problem:
+def sigmoid_problems(draw, dtype: str, regime: str | None = None, shapes: PropertyShapes = PropertyShapes()) -> Problem:
     regime = regime or draw(st.sampled_from(REGIMES))
-    shape = _shape(draw, 1, 2, classes_min=1, min_size=min_size)
+    shape = _shape(draw, 1, 2, classes_min=1, shapes=shapes)
     x = draw(logits(shape, dtype, regime))
     x = np.where(np.vectorize(lambda v: _outside_band(float(v), dtype))(x.astype(np.float64)), x, round_to(1.0, dtype))
     labels = draw(hnp.arrays(np.float64, shape, elements=st.sampled_from([0.0, 1.0, 0.0, 1.0, 0.25, 0.5, 0.875])))
@@ -141,10 +156,11 @@ def _probabilities(shape, regime: str, low: float):
 
 
 @st.composite
-def probability_problems(draw, dtype: str, regime: str | None = None, min_size: int = 1) -> Problem:
+def probability_problems(draw, dtype: str, regime: str | None = None,
+                         shapes: PropertyShapes = PropertyShapes()) -> Problem:
     """Binary losses on probabilities strictly inside (0, 1)."""
     regime = regime or draw(st.sampled_from(PROBABILITY_REGIMES))
-    shape = _shape(draw, 1, 2, classes_min=1, min_size=min_size)
+    shape = _shape(draw, 1, 2, classes_min=1, shapes=shapes)
     probs = draw(_probabilities(tuple(shape), regime, 0.001))
     labels = draw(hnp.arrays(np.float64, shape, elements=st.sampled_from([0.0, 1.0, 0.25, 0.5])))
     smallest = "smallest_normal" if regime == "ordinary" else "smallest_subnormal"
@@ -154,9 +170,9 @@ def probability_problems(draw, dtype: str, regime: str | None = None, min_size: 
 
 @st.composite
 def categorical_probability_problems(draw, family: str, dtype: str, regime: str | None = None,
-                                     min_size: int = 1) -> Problem:
+                                     shapes: PropertyShapes = PropertyShapes()) -> Problem:
     regime = regime or draw(st.sampled_from(PROBABILITY_REGIMES))
-    shape = _shape(draw, 2, 2, min_size=min_size)
+    shape = _shape(draw, 2, 2, shapes=shapes)
     raw = np.maximum(draw(_probabilities(tuple(shape), regime, 0.01)), FORMATS["float64"].smallest_subnormal)
     # rows normalised in float64, then rounded; no probability rounds to 0
     probs = round_to(np.maximum(raw / raw.sum(axis=-1, keepdims=True), FORMATS[dtype].smallest_subnormal), dtype)
@@ -168,15 +184,15 @@ def categorical_probability_problems(draw, family: str, dtype: str, regime: str 
 
 
 @functools.cache
-def problems(family: str, dtype: str, regime: str | None = None, min_size: int = 1):
-    """A strategy of problems of ``family`` in ``dtype``, every dimension at least ``min_size``."""
+def problems(family: str, dtype: str, regime: str | None = None, shapes: PropertyShapes = PropertyShapes()):
+    """A strategy of problems of ``family`` in ``dtype``, of the shapes ``shapes`` allows."""
     if family in ("softmax", "sparse_softmax"):
-        return class_problems(family, dtype, regime, min_size=min_size)
+        return class_problems(family, dtype, regime, shapes=shapes)
     if family == "sigmoid":
-        return sigmoid_problems(dtype, regime, min_size=min_size)
+        return sigmoid_problems(dtype, regime, shapes=shapes)
     if family == "binary_probs":
-        return probability_problems(dtype, regime, min_size=min_size)
-    return categorical_probability_problems(family, dtype, regime, min_size=min_size)
+        return probability_problems(dtype, regime, shapes=shapes)
+    return categorical_probability_problems(family, dtype, regime, shapes=shapes)
 
 
 def as_yaml_case(problem: Problem, case_id: str = "regression_from_property") -> str:

@@ -61,17 +61,17 @@ def _pair_cases(pairs):
     return pytest.mark.parametrize("first_id, second_id, dtype", expanded, ids=ids)
 
 
-def _min_size(*bindings) -> int:
-    """The smallest dimension size every binding of a property draws (see Binding.property_min_size)."""
-    return max(binding.property_min_size for binding in bindings)
+def _shapes(binding, *partners):
+    """The shapes every binding of a property draws (see Binding.property_shapes)."""
+    return binding.property_shapes.shared(*(partner.property_shapes for partner in partners))
 
 
 def _problems(binding, dtype, *partners):
-    return strategies.problems(binding.family, dtype, min_size=_min_size(binding, *partners))
+    return strategies.problems(binding.family, dtype, shapes=_shapes(binding, *partners))
 
 
 def _class_problems(binding, dtype, regime=None, *partners):
-    return strategies.class_problems(binding.family, dtype, regime, min_size=_min_size(binding, *partners))
+    return strategies.class_problems(binding.family, dtype, regime, shapes=_shapes(binding, *partners))
 
 
 def _class_logits(binding):
@@ -144,7 +144,7 @@ SIGMOID_SOFTMAX = [
 @given(data=st.data())
 def test_sigmoid_is_two_class_softmax(first_id, second_id, dtype, data):
     sigmoid, softmax = _binding(first_id), _binding(second_id)
-    problem = data.draw(strategies.sigmoid_problems(dtype, min_size=_min_size(sigmoid, softmax)))
+    problem = data.draw(strategies.sigmoid_problems(dtype, shapes=_shapes(sigmoid, softmax)))
     properties.sigmoid_is_two_class_softmax(sigmoid, softmax, problem)
 
 

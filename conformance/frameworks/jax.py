@@ -13,7 +13,11 @@ compile (JAX's default keeps only those over 1 s): in
 ``JAX_COMPILATION_CACHE_DIR`` where that is set, else in
 ``<temp>/xent_jax_cache_<user>``, like inductor's default. A later run loads
 the executable XLA built before, the same code a first run got (about 30 ms a
-shape instead of 90); ``JAX_ENABLE_COMPILATION_CACHE=false`` turns it off.
+shape instead of 90); ``JAX_ENABLE_COMPILATION_CACHE=false`` turns it off. The
+property tests draw every dimension from the sizes 1, 2 and 5
+(``PROPERTY_SHAPES``), a dozen shapes per family instead of over a hundred, so
+that their examples mostly meet a shape jit has already compiled; what they
+vary is the values, and the cases hold the other shapes.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from conformance.bindings import Binding, Problem
+from conformance.bindings import Binding, Problem, PropertyShapes
 from conformance.frameworks import (exact_sigmoid_cross_entropy, exact_softmax_cross_entropy,
                                     exact_sparse_softmax_cross_entropy)
 from reference import core
@@ -35,6 +39,8 @@ from reference import gradients as ref_grad
 DTYPES = frozenset({"float16", "bfloat16", "float32", "float64"})
 OPTAX_DOCS = "https://optax.readthedocs.io/en/latest/api/losses.html"
 LOG_SOFTMAX_DOCS = "https://docs.jax.dev/en/latest/_autosummary/jax.nn.log_softmax.html"
+# the property tests' dimension sizes: a single row or class, two, and five (see the module's docstring)
+PROPERTY_SHAPES = PropertyShapes(sizes=(1, 2, 5))
 
 
 @functools.cache
@@ -175,6 +181,7 @@ def _binding(name, api, family, forward, reference, reference_gradient, options=
         dtypes=DTYPES, options=options or {}, requires=("jax", "optax"), doc=doc,
         versions_of=("jax", "jaxlib", "optax"), markers=("optax",) if api.startswith("optax.") else (),
         gradient=_autodiff(forward), reference_gradient=reference_gradient, notes=notes or {},
+        property_shapes=PROPERTY_SHAPES,
     )
 
 

@@ -16,10 +16,8 @@ convention as the eager form (:mod:`reference.conventions.torch`):
   NaN), so only a new rank, dtype, reduction,
   size-0/1 pattern or ``label_smoothing`` value compiles again (the recompile limit is raised so
   that dynamo never falls back to eager without saying so); the property tests
-  draw sizes from 2 (``property_min_size``) and the cases' ``label_smoothing`` of 0.1
-  (``property_label_smoothing``), and so reuse most of the cases' graphs (they
-  add 22 of their own: class counts with ``label_smoothing``, and ranks with a
-  reduction, that no case has). In a
+  draw rank 2 and sizes 2 to 4 (``property_shapes``) and the cases' ``label_smoothing`` of 0.1
+  (``property_label_smoothing``), and so reuse most of the cases' graphs. In a
   plain ``pytest`` the compiled forms' items run last, and a background process
   builds their graphs ahead, from the last check backwards, on the core the run
   leaves idle, from the start of the run (``conformance.prepare``); duck shaping
@@ -47,13 +45,16 @@ import dataclasses
 
 import numpy as np
 
-from conformance.bindings import Binding, Problem
+from conformance.bindings import Binding, Problem, PropertyShapes
 from conformance.frameworks import torch as eager
 
 COMPILE_DOCS = "https://docs.pytorch.org/docs/2.13/generated/torch.compile.html"
 AUTOCAST_DOCS = "https://docs.pytorch.org/docs/2.13/amp.html#cpu-ops-that-can-autocast-to-float32"
 # more distinct (rank, dtype, option value) signatures than the suite has cases
 RECOMPILE_LIMIT = 4096
+# the property tests' shapes: no size 0 or 1 (each a graph of its own), with label_smoothing the class counts
+# of the cases that pass it (2, 3 and 4), and rank 2, at which the cases pass every reduction and option
+PROPERTY_SHAPES = PropertyShapes(sizes=(2, 3, 4), ranks=(2,))
 # torch.nn.functional.cross_entropy's documented default
 IGNORE_INDEX_DEFAULT = -100
 # autocast's float32 list: half precision is computed and returned in float32, float64 untouched
@@ -194,7 +195,7 @@ def _forms() -> list[Binding]:
     for binding_id, (loss, names) in LOSSES.items():
         binding = by_id[binding_id]
         compiled = _form(binding, "compile", f"torch.compile({binding.api})", _compiled_forward(loss, names),
-                         COMPILE_DOCS, "compile", property_min_size=2,
+                         COMPILE_DOCS, "compile", property_shapes=PROPERTY_SHAPES,
                          property_label_smoothing=(0.1,))
         # built ahead (conformance.prepare): the call compiles the forward and the backward graph into
         # inductor's on-disk cache, where the check's own call then finds them

@@ -1,6 +1,6 @@
 """``python -m benchmarks``: measure, print the tables, write reports/benchmarks.json.
 
-    python -m benchmarks                      # all three parts
+    python -m benchmarks                      # every part
     python -m benchmarks --part reference     # one part (repeatable)
     python -m benchmarks --quick              # small shapes and the seeded cases: a smoke test
     python -m benchmarks --repeat 5 --suite-repeat 2
@@ -14,20 +14,21 @@ import sys
 import time
 from pathlib import Path
 
-from benchmarks import growth, scale, suite_cost
+from benchmarks import growth, pages, scale, suite_cost
 from benchmarks.measure import REPORT_PATH, machine, write_report
 
 PARTS = {
     "suite": ("Suite cost against its floor", suite_cost),
     "reference": ("The reference at language-model shapes", scale),
     "collection": ("Collection and growth", growth),
+    "reports": ("The reports in a browser", pages),
 }
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
     parser.add_argument("--part", action="append", choices=list(PARTS),
-                        help="run only this part (repeatable; default: all three)")
+                        help="run only this part (repeatable; default: all of them)")
     parser.add_argument("--repeat", type=int, default=3,
                         help="measurements per micro-benchmark figure: imports, empty runs, reference calls, "
                              "collection (default 3)")
@@ -36,6 +37,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
                              "each plain pytest run takes minutes (default 1)")
     parser.add_argument("--quick", action="store_true",
                         help="small shapes, the seeded cases only, 1x and 4x growth: a smoke test of the benchmark")
+    parser.add_argument("--reports-dir", type=Path, default=pages.REPORTS_DIR,
+                        help="the reports the reports part opens in a browser (default: reports/, the last run's)")
     parser.add_argument("--output", type=Path, default=REPORT_PATH, help=f"the JSON report (default {REPORT_PATH})")
     return parser.parse_args(argv)
 
@@ -87,6 +90,8 @@ def main(argv: list[str] | None = None) -> int:
         started = time.perf_counter()
         if name == "suite":
             part = module.run(options.repeat, options.suite_repeat, options.quick, log)
+        elif name == "reports":
+            part = module.measure(options.reports_dir, options.repeat, log)
         else:
             part = module.run(options.repeat, options.quick, log)
         part["seconds"] = time.perf_counter() - started

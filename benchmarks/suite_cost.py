@@ -36,6 +36,7 @@ import tempfile
 import xml.etree.ElementTree as ElementTree
 from pathlib import Path
 
+from benchmarks import pages
 from benchmarks.measure import (ROOT, Figure, probe, pytest_command, ratio_text, spread_text, subprocess_env, table,
                                 timed_run)
 
@@ -207,6 +208,8 @@ def run(repeat: int, suite_repeat: int, quick: bool, log) -> dict:
         warm = cold_caches(work, RUNS[0][0], suite_repeat - 1)
         runs = [measure_run(label, selection + args, warm if caches == WARM else None, suite_repeat, work, log)
                 for label, args, caches in RUNS]
+        # the plain run's reports as a reviewer opens them (its folder is its own: the other runs write elsewhere)
+        reports = pages.measure(work / _slug(RUNS[0][0]), repeat, log)
         checks = measure_checks(suite_repeat, work, warm, QUICK_MARKER if quick else None, log)
         graph = measure_graph(repeat, work, log)
         import_figures: dict[tuple, Figure] = {}
@@ -226,7 +229,7 @@ def run(repeat: int, suite_repeat: int, quick: bool, log) -> dict:
                       empty_figures[(len(measured["junit"]["items"]), "-n" in measured["args"])])
                for measured in runs]
     return {"target": TARGET, "quick_selection": selection, "suite_repeat": suite_repeat, "repeat": repeat,
-            "inductor_graph": graph.as_dict(), "runs": results}
+            "inductor_graph": graph.as_dict(), "runs": results, "pages": reports}
 
 
 def _floor(measured: dict, checks: dict, graph: Figure, imports: Figure, empty: Figure) -> dict:
@@ -313,4 +316,5 @@ def render(part: dict) -> str:
         table(["run", "reference", "harness", "other items", "rest", "pytest's summary"], excess_rows),
         "The items that are not checks, by file (item time as pytest measured it, all workers together):",
         table(["run", "slowest files"], file_rows),
+        pages.render(part["pages"], "The plain `pytest` run's pages") if "pages" in part else "",
     ] + ([f"Items that failed: {'; '.join(failures)}"] if failures else []))

@@ -14,7 +14,7 @@ import pytest
 from hypothesis import Phase, given, settings, strategies as st
 
 from conformance import properties, strategies
-from conformance.bindings import load_bindings
+from conformance.bindings import PropertyShapes, load_bindings
 from reference import core
 
 pytestmark = pytest.mark.selftest
@@ -215,3 +215,31 @@ def test_the_tally_counts_each_example_a_region_bound_weakly_or_left_out():
                       {}, "float32")  # Paddle clips x - max(x) at -64 (paddle_softmax_clipped_at_minus_64)
     properties.agrees_with_reference(exact("paddle:nn.functional.cross_entropy"), floored)
     assert properties.TALLY == {"examples": 1, ("paddle_softmax_clipped_at_minus_64", "left out"): 1}
+
+
+POOL = PropertyShapes(sizes=(2, 5), ranks=(2,))
+
+
+@pytest.mark.parametrize("family", ["softmax", "sparse_softmax", "sigmoid", "binary_probs", "categorical_probs"])
+@settings(SEARCH)
+@given(data=st.data())
+def test_property_shapes_bound_every_dimension_and_the_rank_drawn(family, data):
+    """A binding that compiles per shape draws only its pools' sizes and ranks (Binding.property_shapes), so
+    that its properties meet the shapes already compiled; the default draws the whole range."""
+    shape = data.draw(strategies.problems(family, "float32", shapes=POOL)).prediction.shape
+    assert len(shape) == 2 and set(shape) <= {2, 5}, shape
+
+
+def test_property_shapes_of_several_bindings_are_what_they_all_draw():
+    every_size = PropertyShapes()
+    assert POOL.shared(every_size) == POOL
+    assert POOL.shared(PropertyShapes(sizes=(1, 2, 5))) == PropertyShapes(sizes=(2, 5), ranks=(2,))
+    assert every_size.shared(every_size) == every_size
+
+    @SEARCH
+    @given(strategies.problems("sigmoid", "float32", shapes=PropertyShapes(sizes=(9,))))
+    def draw_from_an_empty_pool(problem):
+        pass
+
+    with pytest.raises(ValueError, match="none of the sizes"):  # it names the pool and the range
+        draw_from_an_empty_pool()

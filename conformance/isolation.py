@@ -6,7 +6,7 @@ An adapter module wraps its bindings with :func:`isolate`: their ``call`` and ``
 touch the framework) then run in a worker started with ``multiprocessing``'s *spawn* method, which imports the
 adapter module again with :data:`WORKER_ENV` set (so that it builds its bindings plain) and whatever environment
 the adapter asks for. References, reductions and tolerances stay in the test process. One worker serves every
-binding of a module for the whole run (one per xdist worker); it starts at the first call, so collecting the suite
+binding of a module and environment for the whole run (one per xdist worker); it starts at the first call, so collecting the suite
 starts none, and a worker that dies (a crash in the framework) fails the call that killed it with its exit code and
 is started again for the next one.
 """
@@ -108,13 +108,16 @@ class Worker:
         return value
 
 
-_WORKERS: dict[str, Worker] = {}
+# one worker per module and environment: a module whose bindings need two environments (Keras 3 on two
+# backends, each picked at import) has two workers, each building the module's bindings in its own
+_WORKERS: dict[tuple, Worker] = {}
 
 
 def _worker(module: str, environment: Mapping[str, str]) -> Worker:
-    if module not in _WORKERS:
-        _WORKERS[module] = Worker(module, environment)
-    return _WORKERS[module]
+    key = (module, tuple(sorted(environment.items())))
+    if key not in _WORKERS:
+        _WORKERS[key] = Worker(module, environment)
+    return _WORKERS[key]
 
 
 def _proxy(module: str, environment: Mapping[str, str], binding_id: str, part: str) -> Callable:

@@ -58,9 +58,9 @@ def _prediction_name(problem: Problem) -> str:
     return "logits" if "logits" in problem.inputs else "probs"
 
 
-def _caller(forward):
+def _caller(forward, tensor=constant, numpy=to_numpy):
     def call(problem: Problem):
-        return to_numpy(forward(problem, constant(problem.prediction), constant(problem.labels)))
+        return numpy(forward(problem, tensor(problem.prediction), tensor(problem.labels)))
 
     return call
 
@@ -193,6 +193,11 @@ class KerasFlavour:
     # Keras 3 documents axis for its sparse loss but raises for any axis but -1; Keras 2 moves the axis last
     sparse_axis_last_only: bool = True
     extra: str = ""  # the pyproject extra that installs it (empty: the framework label)
+    # the backend's tensors and autodiff: an array to the backend's tensor, a result to NumPy, and a forward
+    # ``(problem, x, y) -> values`` to its gradient ``problem -> {input name: d sum(values) / d input}``
+    tensor: Callable = constant
+    numpy: Callable = to_numpy
+    differentiate: Callable = _taped
 
 
 class KerasLoss:
@@ -304,7 +309,7 @@ def _class_binding(loss: KerasLoss, from_logits: bool, as_called: bool = False) 
         arguments = _constructor_arguments(from_logits, problem.dtype if pinned_dtype else None)
         instance = cls(**arguments, **pick(problem, names), **_reduction_argument(flavour, problem))
         sample_weight = _sample_weight(problem)
-        kwargs = {} if sample_weight is None else {"sample_weight": constant(sample_weight)}
+        kwargs = {} if sample_weight is None else {"sample_weight": flavour.tensor(sample_weight)}
         return instance(y, x, **kwargs)
 
     def reference(problem: Problem):
@@ -327,9 +332,10 @@ def _class_binding(loss: KerasLoss, from_logits: bool, as_called: bool = False) 
                                                           _keras_reduction(flavour, problem), loss.mask(problem))
         return keras_gradient(loss, from_logits, problem, coefficients)
 
-    return _keras_binding(f"keras.losses.{loss.class_name}", loss, from_logits, _caller(forward), reference, reduce,
+    return _keras_binding(f"keras.losses.{loss.class_name}", loss, from_logits,
+                          _caller(forward, flavour.tensor, flavour.numpy), reference, reduce,
                           {**{n: None for n in names}, "reduction": flavour.reductions, "sample_weight": None},
-                          defaults={} if as_called else {"reduction": "none"}, gradient=_taped(forward),
+                          defaults={} if as_called else {"reduction": "none"}, gradient=flavour.differentiate(forward),
                           reference_gradient=reference_gradient, as_called=as_called,
                           as_called_dtypes={"compute_dtype": KERAS_FLOATX} if flavour.losses_take_dtype else {})
 
@@ -350,8 +356,9 @@ def _function_binding(loss: KerasLoss, from_logits: bool) -> Binding:
     def reference_gradient(problem: Problem):
         return keras_gradient(loss, from_logits, problem, np.ones(_values_shape(loss, problem)))
 
-    return _keras_binding(f"keras.losses.{loss.function_name}", loss, from_logits, _caller(forward), reference,
-                          reduce, {n: None for n in names}, gradient=_taped(forward),
+    return _keras_binding(f"keras.losses.{loss.function_name}", loss, from_logits,
+                          _caller(forward, loss.flavour.tensor, loss.flavour.numpy), reference,
+                          reduce, {n: None for n in names}, gradient=loss.flavour.differentiate(forward),
                           reference_gradient=reference_gradient)
 
 
@@ -370,9 +377,10 @@ def _metric_binding(loss: KerasLoss, from_logits: bool, as_called: bool = False)
         metric = cls(**_constructor_arguments(from_logits, None if as_called else problem.dtype),
                      **pick(problem, names))
         for labels, predictions, weights in batches(problem):
-            kwargs = {} if weights is None else {"sample_weight": constant(weights)}
-            metric.update_state(constant(labels), constant(predictions), **kwargs)
-        return to_numpy(metric.result())
+            tensor = loss.flavour.tensor
+            kwargs = {} if weights is None else {"sample_weight": tensor(weights)}
+            metric.update_state(tensor(labels), tensor(predictions), **kwargs)
+        return loss.flavour.numpy(metric.result())
 
     def reference(problem: Problem):
         parts = []

@@ -6,9 +6,9 @@ An adapter module wraps its bindings with :func:`isolate`: their ``call`` and ``
 touch the framework) then run in a worker started with ``multiprocessing``'s *spawn* method, which imports the
 adapter module again with :data:`WORKER_ENV` set (so that it builds its bindings plain) and whatever environment
 the adapter asks for. References, reductions and tolerances stay in the test process. One worker serves every
-binding of a module and environment for the whole run (one per xdist worker); it starts at the first call, so collecting the suite
-starts none, and a worker that dies (a crash in the framework) fails the call that killed it with its exit code and
-is started again for the next one.
+binding of a module and environment for the whole run (one per xdist worker); it starts at the first call, so
+collecting the suite starts none, and a worker that dies (a crash in the framework) fails the call that killed it
+with its exit code and is started again for the next one.
 """
 
 from __future__ import annotations

@@ -389,6 +389,23 @@ def test_a_worker_process_runs_the_calls_and_survives_a_crash(monkeypatch):
     assert int(binding.call(problem(1.0))[0]) not in (first, os.getpid())
 
 
+def test_each_environment_of_a_module_has_its_own_worker(monkeypatch):
+    """A module whose bindings need two environments (a backend picked at import) gets a worker for each: calls
+    under one environment share a worker, and another environment's calls run in another."""
+    import importlib
+
+    from conformance.bindings import Problem
+    from conformance.isolation import isolate
+
+    monkeypatch.syspath_prepend(str(ROOT / "tests" / "plugins"))
+    plain = importlib.import_module("isolated_worker").BINDINGS
+    first, second = (isolate(plain, "isolated_worker", {"XENT_SELFTEST_WORKER": name})[0] for name in "ab")
+    problem = Problem("sigmoid", {"logits": np.array([1.0]), "labels": np.array([0.0])}, {}, "float64")
+    pid_a, pid_b = int(first.call(problem)[0]), int(second.call(problem)[0])
+    assert len({pid_a, pid_b, os.getpid()}) == 3
+    assert int(first.call(problem)[0]) == pid_a and int(second.call(problem)[0]) == pid_b
+
+
 def test_reports_are_written(tmp_path):
     junit, html = tmp_path / "junit.xml", tmp_path / "report.html"
     cases = small_cases_dir(tmp_path, "published.yaml")

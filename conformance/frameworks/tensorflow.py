@@ -376,8 +376,8 @@ def _metric_binding(loss: KerasLoss, from_logits: bool, as_called: bool = False)
         cls = getattr(loss.flavour.module().metrics, loss.class_name)
         metric = cls(**_constructor_arguments(from_logits, None if as_called else problem.dtype),
                      **pick(problem, names))
+        tensor = loss.flavour.tensor
         for labels, predictions, weights in batches(problem):
-            tensor = loss.flavour.tensor
             kwargs = {} if weights is None else {"sample_weight": tensor(weights)}
             metric.update_state(tensor(labels), tensor(predictions), **kwargs)
         return loss.flavour.numpy(metric.result())

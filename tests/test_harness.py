@@ -406,6 +406,34 @@ def test_each_environment_of_a_module_has_its_own_worker(monkeypatch):
     assert int(first.call(problem)[0]) == pid_a and int(second.call(problem)[0]) == pid_b
 
 
+@pytest.mark.parametrize("backend", [pytest.param("torch", id="pt"), pytest.param("jax", id="jx")])
+def test_each_backend_of_the_opt_in_module_computes_in_a_worker_of_its_own(backend):
+    """The Keras 3 backends module (loaded with --bindings, not yet in the default run) runs each backend's calls in
+    a worker with KERAS_BACKEND set to it. There a float64 metric's result is float32 (Keras' result_type narrows
+    64-bit dtypes on every backend but TensorFlow's), which it would not be in a worker left on TensorFlow; a
+    float32 loss matches the reference, and its gradient comes back from the backend's autodiff."""
+    import importlib.util
+
+    from conformance.bindings import Problem, load_bindings
+
+    for module in ("keras", backend):
+        if importlib.util.find_spec(module) is None:
+            pytest.skip(f"{module} is not installed (pip install -e '.[keras_{backend}]' -c constraints.txt)")
+    bindings = load_bindings(["conformance.frameworks.keras_backends"])
+    prefix = f"keras_{backend}:keras."
+
+    def problem(dtype):
+        return Problem("sigmoid", {"logits": np.array([[0.5, -2.0, 3.0]], dtype=dtype),
+                                   "labels": np.array([[0.0, 1.0, 1.0]], dtype=dtype)}, {}, dtype)
+
+    assert bindings[prefix + "metrics.BinaryCrossentropy(from_logits=True)"].call(problem("float64")).dtype == np.float32
+    loss = bindings[prefix + "losses.binary_crossentropy(from_logits=True)"]
+    got, exact = loss.call(problem("float32")), loss.reference(problem("float32"))
+    assert got.dtype == np.float32 and np.allclose(got, exact, rtol=4e-7, atol=0), (got, exact)
+    gradient = loss.gradient(problem("float32"))["logits"]
+    assert gradient.shape == (1, 3) and np.all(np.isfinite(gradient)) and gradient[0, 1] < 0 < gradient[0, 0]
+
+
 def test_reports_are_written(tmp_path):
     junit, html = tmp_path / "junit.xml", tmp_path / "report.html"
     cases = small_cases_dir(tmp_path, "published.yaml")

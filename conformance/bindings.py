@@ -33,19 +33,58 @@ ENTRY_POINT_GROUP = "xent_conformance.bindings"
 # arguments, the framework's own reduction and dtype handling
 AS_CALLED = "as_called"
 
-FAMILIES = {
-    "softmax": ("logits", "soft labels along the class axis"),
-    "sparse_softmax": ("logits", "integer class labels"),
-    "sigmoid": ("logits", "labels in [0, 1], elementwise"),
-    "binary_probs": ("probs", "labels in [0, 1], elementwise"),
-    "categorical_probs": ("probs", "soft labels along the class axis"),
-    "sparse_categorical_probs": ("probs", "integer class labels"),
-}
+@dataclass(frozen=True)
+class Family:
+    """A loss family: what its prediction is and what its labels are. The one definition code asks when it needs
+    to know whether a family computes a softmax, takes class indices or is elementwise, rather than naming
+    families. ``labels``: "soft" (a distribution along the class axis), "indices" (integer classes) or
+    "elementwise" (a label in [0, 1] per element)."""
+
+    name: str
+    prediction: str  # the prediction input's name: "logits" or "probs"
+    labels: str
+    description: str
+
+    @property
+    def logits(self) -> bool:
+        return self.prediction == "logits"
+
+    @property
+    def soft(self) -> bool:
+        return self.labels == "soft"
+
+    @property
+    def indices(self) -> bool:
+        return self.labels == "indices"
+
+    @property
+    def elementwise(self) -> bool:
+        return self.labels == "elementwise"
+
+    @property
+    def softmax(self) -> bool:
+        """A softmax over classes from logits (soft labels or class indices)."""
+        return self.logits and not self.elementwise
+
+
+FAMILIES = {family.name: family for family in (
+    Family("softmax", "logits", "soft", "soft labels along the class axis"),
+    Family("sparse_softmax", "logits", "indices", "integer class labels"),
+    Family("sigmoid", "logits", "elementwise", "labels in [0, 1], elementwise"),
+    Family("binary_probs", "probs", "elementwise", "labels in [0, 1], elementwise"),
+    Family("categorical_probs", "probs", "soft", "soft labels along the class axis"),
+    Family("sparse_categorical_probs", "probs", "indices", "integer class labels"),
+)}
+
+
+def family_of(name: str) -> Family:
+    """The family named ``name`` (a case's or binding's ``family``)."""
+    return FAMILIES[name]
 
 
 def prediction_name(family: str) -> str:
     """'logits' or 'probs': the name of the prediction input of a family."""
-    return FAMILIES[family][0]
+    return FAMILIES[family].prediction
 
 
 @dataclass(frozen=True)

@@ -7,18 +7,15 @@ from typing import Any, Mapping
 import numpy as np
 
 from conformance import options as vocabulary
-from conformance.bindings import Binding, Problem
+from conformance.bindings import Binding, Problem, family_of
 from conformance.cases import Case
 from conformance.dtypes import NUMPY, round_to
-
-
-INTEGER_LABEL_FAMILIES = ("sparse_softmax", "sparse_categorical_probs")
 
 
 def round_input(name: str, family: str, value: np.ndarray, dtype: str) -> np.ndarray:
     """Real inputs take the dtype under test; integer class labels stay int64."""
     array = np.asarray(value)
-    if name == "labels" and family in INTEGER_LABEL_FAMILIES and array.dtype.kind in "iu":
+    if name == "labels" and family_of(family).indices and array.dtype.kind in "iu":
         return array.astype(np.int64)
     return round_to(array, dtype)
 

@@ -16,7 +16,7 @@ import functools
 
 import numpy as np
 
-from conformance.bindings import Binding, Problem
+from conformance.bindings import Binding, Problem, family_of
 from conformance.dtypes import NUMPY, round_to
 from conformance.strategies import as_yaml_case
 from conformance.tolerance import bound, compare, family_scale, k_for, output_scale
@@ -239,7 +239,7 @@ def label_smoothing_mixes(binding: Binding, problem: Problem, smoothing: float, 
     smoothed, allowed_smoothed, dtype = run(binding, smoothed_problem, in_regions=True)
     plain, allowed_plain, _ = run(binding, problem, in_regions=True)
     shape = problem.inputs[_prediction_name(problem)].shape
-    value = 0.5 if problem.family in ("sigmoid", "binary_probs") else 1.0 / shape[-1]
+    value = 0.5 if family_of(problem.family).elementwise else 1.0 / shape[-1]
     uniform_labels = round_to(np.full(shape, value), problem.dtype)
     family = {"sparse_softmax": "softmax", "sparse_categorical_probs": "categorical_probs"}.get(problem.family,
                                                                                                 problem.family)
@@ -269,7 +269,7 @@ def _prediction_name(problem: Problem) -> str:
 def focal_without_focus_is_plain(focal: Binding, plain: Binding, problem: Problem) -> None:
     """gamma = 0 (and no class weighting) turns a focal loss into the plain one."""
     options = {"gamma": 0.0}
-    if "alpha" in focal.options and problem.family in ("softmax", "categorical_probs"):
+    if "alpha" in focal.options and family_of(problem.family).soft:
         options["alpha"] = 1.0
     first, allowed_first, dtype = run(focal, _with(problem, options=options), in_regions=True)
     second, allowed_second, _ = run(plain, problem, in_regions=True)

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from conformance.bindings import Problem
+from conformance.bindings import Problem, family_of
 from reference import core
 
 
@@ -40,10 +40,10 @@ def clipped_rows(problem: Problem) -> np.ndarray:
     """Rows whose softmax has a probability Keras' clip to [1e-7, 1 - 1e-7] moves."""
     from reference.conventions import keras as ref_keras
 
-    if problem.family not in ("softmax", "categorical_probs"):
+    if not family_of(problem.family).soft:
         return np.zeros(np.shape(problem.labels)[:-1], bool)
     x = core.to_work(problem.prediction)
-    if problem.family == "softmax":
+    if family_of(problem.family).logits:
         q = np.exp(-core.neg_log_softmax(x, extended=True))
     else:
         q = x / np.sum(x, axis=-1, keepdims=True)
@@ -57,9 +57,8 @@ def offset_rows(problem: Problem) -> np.ndarray:
     (``|max x|``) that the shifted algorithm never forms."""
     from conformance.tolerance import family_scale
 
-    if problem.family not in ("softmax", "sparse_softmax"):
-        return np.zeros(np.shape(problem.labels)[:-1] if problem.family == "categorical_probs"
-                        else np.shape(problem.labels), bool)
+    if not family_of(problem.family).softmax:
+        return np.zeros(_output_shape(problem), bool)
     x = np.moveaxis(core.to_work(problem.prediction), problem.axis, -1)
     with np.errstate(invalid="ignore"):
         top = np.max(np.where(np.isfinite(x), np.abs(x), core.work(0)), axis=-1)
@@ -126,13 +125,13 @@ def bfloat16_inputs(problem: Problem) -> np.ndarray:
 def _output_shape(problem: Problem) -> tuple:
     """The unreduced output's shape: the labels', without the class axis of soft labels."""
     shape = np.shape(problem.labels)
-    return shape[:-1] if problem.family in ("softmax", "categorical_probs") else shape
+    return shape[:-1] if family_of(problem.family).soft else shape
 
 
 def softmax_floor(problem: Problem) -> np.ndarray:
     """Softmax rows with a logit more than 64 below the row's largest (-inf included): where Paddle's
     softmax clips x - max(x) at -64."""
-    if problem.family not in ("softmax", "sparse_softmax"):
+    if not family_of(problem.family).softmax:
         return np.zeros(_output_shape(problem), bool)
     x = np.moveaxis(np.asarray(problem.prediction, dtype=np.float64), problem.axis, -1)
     if x.shape[-1] == 0:
@@ -157,7 +156,7 @@ def smoothed_hard_or_float64_labels(problem: Problem) -> np.ndarray:
     """Every row of a problem with label_smoothing > 0 whose labels are class indices (Paddle smooths them into
     soft labels of another shape) or float64 (Paddle builds the smoothed labels in float32)."""
     smoothed = float(problem.options.get("label_smoothing") or 0) > 0
-    affected = problem.family.startswith("sparse") or problem.dtype == "float64"
+    affected = family_of(problem.family).indices or problem.dtype == "float64"
     return np.full(_output_shape(problem), smoothed and affected)
 
 
@@ -166,7 +165,7 @@ def _gaps_beyond_range(problem: Problem, total: bool) -> np.ndarray:
     the row's gaps) at or beyond the dtype's largest finite value."""
     from conformance.dtypes import FORMATS
 
-    if problem.family not in ("softmax", "sparse_softmax"):
+    if not family_of(problem.family).softmax:
         return np.zeros(_output_shape(problem), bool)
     x = np.moveaxis(core.to_work(problem.prediction), problem.axis, -1)
     with np.errstate(invalid="ignore"):
@@ -199,7 +198,7 @@ def loss_sum_overflows(problem: Problem) -> np.ndarray:
     from conformance.dtypes import FORMATS
 
     shape = _output_shape(problem)
-    if problem.family not in ("sigmoid", "softmax", "sparse_softmax"):
+    if not family_of(problem.family).logits:
         return np.zeros(shape, bool)
     with np.errstate(all="ignore"):
         if problem.family == "sigmoid":
@@ -230,7 +229,7 @@ def cancelling_logit_scale(problem: Problem) -> np.ndarray:
 def offset_scale(problem: Problem) -> np.ndarray:
     """logsumexp(x) - x[y] (optax's integer labels) rounds a log-sum-exp of the size of the row's largest
     |logit|: eps |max x| absolute."""
-    if problem.family not in ("softmax", "sparse_softmax"):
+    if not family_of(problem.family).softmax:
         return np.zeros(np.shape(problem.labels), np.float64)
     x = np.moveaxis(np.asarray(problem.prediction, dtype=np.float64), problem.axis, -1)
     with np.errstate(invalid="ignore"):
@@ -272,7 +271,7 @@ def each_step_scale(problem: Problem) -> np.ndarray:
 def running_sum_scale(problem: Problem) -> np.ndarray:
     """sum(exp(x - max)) rounded to bfloat16 after each of the C terms (TensorFlow's sparse kernel): up to
     half an ULP of a sum of at least 1 per term, C eps in all, carried into its log."""
-    if problem.family not in ("softmax", "sparse_softmax"):
+    if not family_of(problem.family).softmax:
         return np.zeros(_output_shape(problem), np.float64)
     classes = np.shape(problem.prediction)[problem.axis]
     return np.full(_output_shape(problem), float(classes))
@@ -283,13 +282,13 @@ def float32_labels_scale(problem: Problem) -> np.ndarray:
     rounding of each label, eps32 times the size of the row's log-probabilities (in float64 ULPs, eps32 /
     eps64 = 2**29 of them). Class-index labels are smoothed into soft labels of another shape: no bound
     (inf), those rows are left out."""
-    if problem.family.startswith("sparse") or problem.family not in ("softmax", "categorical_probs"):
+    if not family_of(problem.family).soft:
         return np.full(_output_shape(problem), np.inf)
     from conformance.dtypes import FORMATS
 
     x = core.to_work(problem.prediction)
     with np.errstate(all="ignore"):
-        minus_log_q = (core.neg_log_softmax(x, extended=True) if problem.family == "softmax"
+        minus_log_q = (core.neg_log_softmax(x, extended=True) if family_of(problem.family).logits
                        else -np.log(x / np.sum(x, axis=-1, keepdims=True)))
         size = np.sum(np.where(np.isfinite(minus_log_q), minus_log_q, 0), axis=-1).astype(np.float64)
     ratio = float(FORMATS["float32"].eps) / float(FORMATS[problem.dtype].eps)

@@ -23,7 +23,7 @@ import numpy as np
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from conformance.bindings import Problem, PropertyShapes
+from conformance.bindings import Problem, PropertyShapes, family_of
 from conformance.dtypes import FORMATS, round_to
 
 REGIMES = ("ordinary", "wide", "ties", "whole")
@@ -186,7 +186,7 @@ def categorical_probability_problems(draw, family: str, dtype: str, regime: str 
 @functools.cache
 def problems(family: str, dtype: str, regime: str | None = None, shapes: PropertyShapes = PropertyShapes()):
     """A strategy of problems of ``family`` in ``dtype``, of the shapes ``shapes`` allows."""
-    if family in ("softmax", "sparse_softmax"):
+    if family_of(family).softmax:
         return class_problems(family, dtype, regime, shapes=shapes)
     if family == "sigmoid":
         return sigmoid_problems(dtype, regime, shapes=shapes)

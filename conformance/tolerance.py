@@ -92,7 +92,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from conformance.bindings import Problem
+from conformance.bindings import Problem, family_of
 from conformance.dtypes import FORMATS, ulp
 from reference import core
 
@@ -126,7 +126,7 @@ def family_scale(problem: Problem) -> np.ndarray:
     """
     family = problem.family
     labels = problem.labels
-    if family in ("softmax", "sparse_softmax"):
+    if family_of(family).softmax:
         x = np.moveaxis(core.to_work(problem.prediction), problem.axis, -1)
         y = _label_sizes(problem, x)
         with np.errstate(invalid="ignore"):

@@ -12,7 +12,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from conformance.bindings import Problem
+from conformance.bindings import Problem, family_of, prediction_name
 from conformance.tolerance import compare, output_scale
 from reference.conventions import torch as ref_torch
 
@@ -60,9 +60,8 @@ def _problem_and_reference(name, sample, dtype, bindings):
     else:
         family = "sigmoid"
         exact = ref_torch.binary_cross_entropy_with_logits(inputs, target, extended=True, **options)
-    prediction = "probs" if family == "binary_probs" else "logits"
-    axis = {"axis": 1} if family in ("softmax", "sparse_softmax") and np.ndim(inputs) > 1 else {}
-    problem = Problem(family, {prediction: inputs, "labels": target}, {**options, **axis}, dtype)
+    axis = {"axis": 1} if family_of(family).softmax and np.ndim(inputs) > 1 else {}
+    problem = Problem(family, {prediction_name(family): inputs, "labels": target}, {**options, **axis}, dtype)
     if family == "softmax":
         binding = dataclasses.replace(binding, reduce=bindings["torch:nn.functional.cross_entropy(probability_targets)"].reduce)
     return binding, problem, exact

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import assume, given, strategies as st
 
 from conformance import properties, strategies
-from conformance.bindings import AS_CALLED, load_bindings
+from conformance.bindings import AS_CALLED, family_of, load_bindings
 
 pytestmark = pytest.mark.property
 
@@ -34,7 +34,6 @@ BINDINGS = {binding_id: binding for binding_id, binding in load_bindings().items
             if AS_CALLED not in binding.markers}
 DTYPES = ("float16", "bfloat16", "float32", "float64")
 INVARIANT_DTYPES = ("float32", "float64")
-CLASS_FAMILIES = ("softmax", "sparse_softmax")
 
 
 def _ids(pairs):
@@ -75,7 +74,7 @@ def _class_problems(binding, dtype, regime=None, *partners):
 
 
 def _class_logits(binding):
-    return binding.family in CLASS_FAMILIES
+    return family_of(binding.family).softmax
 
 
 @_cases(lambda binding: True, DTYPES)
@@ -151,7 +150,7 @@ def test_sigmoid_is_two_class_softmax(first_id, second_id, dtype, data):
 def _smoothing_partner(binding):
     """The binding computing the loss on uniform labels: itself, or the same API's
     soft-label form for class indices (torch's probability targets, Paddle's soft_label)."""
-    if binding.family not in ("sparse_softmax", "sparse_categorical_probs"):
+    if not family_of(binding.family).indices:
         return binding
     label = binding.id.replace("(log_softmax)", "")
     candidates = (label + "(probability_targets)", label + "(soft_label=True)",

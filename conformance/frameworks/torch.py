@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from conformance.bindings import AS_CALLED, Binding, Problem
+from conformance.bindings import AS_CALLED, Binding, Problem, family_of
 from conformance.frameworks import class_axis_to, pick
 from reference.conventions import torch as ref
 
@@ -58,7 +58,7 @@ def _class_dim(problem: Problem) -> int:
 
 
 def _is_class_family(problem: Problem) -> bool:
-    return problem.family in ("softmax", "sparse_softmax")
+    return family_of(problem.family).softmax
 
 
 def _prediction(problem: Problem) -> np.ndarray:

@@ -315,7 +315,8 @@ def non_negative(binding: Binding, problem: Problem) -> None:
 @tallied
 def finite_where_the_loss_is(binding: Binding, problem: Problem) -> None:
     """Finite inputs and a finite exact loss (in the output dtype) give a finite loss, except in the regions
-    of the known divergences whose failure is a non-finite value (kind special-values): the regions of the
+    of the known divergences whose failure is a non-finite value (kind special-values) and where a dtype
+    divergence's narrower type leaves an element without a bound (it overflows there): the regions of the
     others, which are only less accurate, stay in."""
     problem = _resolved(binding, problem)
     got = np.asarray(binding.call(problem))  # no bound: finiteness is the property
@@ -324,7 +325,8 @@ def finite_where_the_loss_is(binding: Binding, problem: Problem) -> None:
     with np.errstate(over="ignore"):
         representable = np.isfinite(exact.astype(NUMPY[dtype]).astype(np.float64))
     if np.shape(got) == representable.shape:
-        representable &= outside_known_regions(binding, problem, representable.shape, kinds=("special-values",))
+        representable &= outside_known_regions(binding, problem, representable.shape,
+                                               kinds=("special-values", "dtype"))
     if np.any(representable & ~np.isfinite(got)):
         _fail(f"{binding.api} returns a non-finite loss where the exact one is finite", problem,
               f"{got.astype(float)} against {exact}")

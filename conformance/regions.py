@@ -116,6 +116,18 @@ def half_precision(problem: Problem) -> np.ndarray:
     return np.full(np.shape(problem.labels), problem.dtype in ("float16", "bfloat16"), bool)
 
 
+def sigmoid_through_probabilities(problem: Problem) -> np.ndarray:
+    """Every element of a sigmoid problem: where an API that forms p = sigmoid(x) in the dtype and takes the loss
+    of the rounded p (Keras' binary focal loss on torch) loses what the rounding of p at the size of 1 costs."""
+    return np.full(np.shape(problem.labels), problem.family == "sigmoid", bool)
+
+
+def float64_inputs(problem: Problem) -> np.ndarray:
+    """Every element of a float64 problem: where an API that narrows 64-bit types to 32 bits (Keras on every
+    backend but TensorFlow) computes in float32."""
+    return np.full(_output_shape(problem), problem.dtype == "float64", bool)
+
+
 def bfloat16_inputs(problem: Problem) -> np.ndarray:
     """Every element of a bfloat16 problem: where an API that sums the softmax's terms in bfloat16, rounding
     after each, loses up to half an ULP of the running sum per class."""
@@ -296,18 +308,65 @@ def float32_labels_scale(problem: Problem) -> np.ndarray:
         return max(ratio, 1.0) * (1.0 + size)
 
 
+def probability_rounding_scale(problem: Problem) -> np.ndarray:
+    """log(1 - p) and log(p) of a p = sigmoid(x) rounded at the size of 1: half an eps of 1 over the smaller of p
+    and 1 - p, about exp(|x|) eps absolute; past Keras' clip to [1e-7, 1 - 1e-7] (|x| above 16.1) the loss is
+    the clip's, not a rounding of the exact one: no bound, those elements are left out."""
+    x = np.abs(np.asarray(problem.prediction, np.float64))
+    with np.errstate(over="ignore"):
+        return np.where(x < 16.0, 1.0 + np.exp(x), np.inf)
+
+
+def _loss_size(problem: Problem) -> np.ndarray:
+    """|loss| of the family, unreduced, in float64 (0 where it is not finite)."""
+    family = family_of(problem.family)
+    x, y = problem.prediction, problem.labels
+    with np.errstate(all="ignore"):
+        if family.elementwise:
+            loss = (core.sigmoid_cross_entropy(x, y) if family.logits else core.binary_cross_entropy(x, y))
+        elif family.logits:
+            loss = (core.softmax_cross_entropy(x, y, axis=problem.axis) if family.soft
+                    else core.sparse_softmax_cross_entropy(x, y, axis=problem.axis))
+        else:
+            p = np.moveaxis(np.asarray(x, np.float64), problem.axis, -1)
+            log_q = np.log(p / np.sum(p, axis=-1, keepdims=True))
+            loss = (-np.sum(core.mul0(np.moveaxis(np.asarray(y, np.float64), problem.axis, -1), log_q), axis=-1)
+                    if family.soft else -np.take_along_axis(log_q, np.asarray(y, np.int64)[..., None], -1)[..., 0])
+        loss = np.abs(np.asarray(loss, np.float64))
+    return np.where(np.isfinite(loss), loss, 0.0)
+
+
+def float32_rounding_scale(problem: Problem) -> np.ndarray:
+    """A float64 loss computed in float32 (Keras on every backend but TensorFlow narrows 64-bit types): each step
+    rounds at float32's eps, eps32 / eps64 = 2**29 float64 ULPs of the loss and of the family's intermediate
+    scale."""
+    from conformance.dtypes import FORMATS
+    from conformance.tolerance import family_scale
+
+    ratio = float(FORMATS["float32"].eps) / float(FORMATS[problem.dtype].eps)
+    size = _loss_size(problem) + np.asarray(family_scale(problem), np.float64)
+    x = np.abs(np.asarray(problem.prediction, np.float64))
+    if not family_of(problem.family).elementwise:
+        x = np.max(np.moveaxis(x, problem.axis, -1), axis=-1, initial=0.0)
+    # past float32's range the narrowed loss overflows: no bound, those elements are left out
+    beyond = (size >= float(FORMATS["float32"].max)) | ~(x < float(FORMATS["float32"].max))
+    return np.where(beyond, np.inf, max(ratio, 1.0) * (1.0 + size))
+
+
 # the weaker algorithm's error scale where a region's divergence is its rounding (see the module's docstring);
 # a region without one (a clip, another function, a NaN or an overflow) leaves its elements out
 WEAKER_SCALES = {"sigmoid_cancellation": cancelling_logit_scale, "offset_rows": offset_scale,
                  "sigmoid_log_rounded_at_one": log_at_one_scale, "soft_label_cancellation": soft_label_scale,
                  "one_minus_p_rounds": unit_scale, "log_argument_rounds": unit_scale,
                  "half_precision": each_step_scale, "bfloat16_inputs": running_sum_scale,
-                 "smoothed_hard_or_float64_labels": float32_labels_scale}
+                 "smoothed_hard_or_float64_labels": float32_labels_scale, "float64_inputs": float32_rounding_scale,
+                 "sigmoid_through_probabilities": probability_rounding_scale}
 
 REGIONS = {"sigmoid_cancellation": sigmoid_cancellation, "clipped_rows": clipped_rows, "offset_rows": offset_rows,
            "soft_label_cancellation": soft_label_cancellation, "one_minus_p_rounds": one_minus_p_rounds,
            "log_argument_rounds": log_argument_rounds, "half_precision": half_precision,
-           "bfloat16_inputs": bfloat16_inputs,
+           "bfloat16_inputs": bfloat16_inputs, "float64_inputs": float64_inputs,
+           "sigmoid_through_probabilities": sigmoid_through_probabilities,
            "softmax_floor": softmax_floor, "sigmoid_log_rounded_at_one": sigmoid_log_rounded_at_one,
            "smoothed_hard_or_float64_labels": smoothed_hard_or_float64_labels,
            "log_probability_overflows": log_probability_overflows,

@@ -292,7 +292,8 @@ def whole_suite_collected(request, tmp_path_factory):
 
 @pytest.mark.parametrize("word, binding_prefixes", [
     pytest.param("tensorflow", ("tensorflow:",), id="tf"),
-    pytest.param("keras", ("tensorflow:keras.", "tf_keras:keras."), id="k3"),
+    pytest.param("keras", ("tensorflow:keras.", "tf_keras:keras.", "keras_torch:keras."), id="k3"),
+    pytest.param("keras_torch", ("keras_torch:keras.",), id="kt"),
     pytest.param("tf_keras", ("tf_keras:",), id="k2"),
     pytest.param("torch", ("torch:",), id="pt"),
     pytest.param("jax", ("jax:",), id="jx"),
@@ -306,18 +307,20 @@ def test_selection_by_framework_word(word, binding_prefixes, whole_suite_collect
         assert any(prefix in parameters for prefix in binding_prefixes), node_id
 
 
-@pytest.mark.parametrize("word, others", [
-    pytest.param("torch", ("tensorflow", "keras", "jax"), id="pt"),
-    pytest.param("jax", ("tensorflow", "keras", "torch"), id="jx"),
-    # Paddle's calls run in a worker process: the test process imports no framework at all
-    pytest.param("paddle", ("tensorflow", "keras", "torch", "jax", "paddle"), id="pd"),
+@pytest.mark.parametrize("word, requires, others", [
+    pytest.param("torch", ("torch",), ("tensorflow", "keras", "jax"), id="pt"),
+    pytest.param("jax", ("jax",), ("tensorflow", "keras", "torch"), id="jx"),
+    # Paddle's and Keras-on-torch's calls run in worker processes: the test process imports no framework at all
+    pytest.param("paddle", ("paddle",), ("tensorflow", "keras", "torch", "jax", "paddle"), id="pd"),
+    pytest.param("keras_torch", ("keras", "torch"), ("tensorflow", "keras", "torch", "jax", "paddle"), id="kt"),
 ])
-def test_selecting_one_framework_imports_no_other(word, others, tmp_path):
+def test_selecting_one_framework_imports_no_other(word, requires, others, tmp_path):
     """A fresh interpreter is the point here (imports accumulate); its suite is the published cases only."""
     import importlib.util
 
-    if importlib.util.find_spec(word) is None:  # not imported here: a framework may not share this process
-        pytest.skip(f"{word} is not installed: nothing to select")
+    missing = [module for module in requires if importlib.util.find_spec(module) is None]  # not imported here
+    if missing:
+        pytest.skip(f"{', '.join(missing)} not installed: nothing to select")
     cases = small_cases_dir(tmp_path, "published.yaml")
     script = (
         "import sys, pytest\n"
@@ -407,11 +410,11 @@ def test_each_environment_of_a_module_has_its_own_worker(monkeypatch):
 
 
 @pytest.mark.parametrize("backend", [pytest.param("torch", id="pt"), pytest.param("jax", id="jx")])
-def test_each_backend_of_the_opt_in_module_computes_in_a_worker_of_its_own(backend):
-    """The Keras 3 backends module (loaded with --bindings, not yet in the default run) runs each backend's calls in
-    a worker with KERAS_BACKEND set to it. There a float64 metric's result is float32 (Keras' result_type narrows
-    64-bit dtypes on every backend but TensorFlow's), which it would not be in a worker left on TensorFlow; a
-    float32 loss matches the reference, and its gradient comes back from the backend's autodiff."""
+def test_each_backend_computes_in_a_worker_of_its_own(backend):
+    """Keras 3 on torch and on JAX (conformance/frameworks/keras_backends.py, keras_jax.py) runs each backend's
+    calls in a worker with KERAS_BACKEND set to it. There a float64 metric's result is float32 (Keras' result
+    type narrows 64-bit types on every backend but TensorFlow's), which it would not be in a worker left on
+    TensorFlow; a float32 loss matches the reference, and its gradient comes back from the backend's autodiff."""
     import importlib.util
 
     from conformance.bindings import Problem, load_bindings
@@ -419,7 +422,7 @@ def test_each_backend_of_the_opt_in_module_computes_in_a_worker_of_its_own(backe
     for module in ("keras", backend):
         if importlib.util.find_spec(module) is None:
             pytest.skip(f"{module} is not installed (pip install -e '.[keras_{backend}]' -c constraints.txt)")
-    bindings = load_bindings(["conformance.frameworks.keras_backends"])
+    bindings = load_bindings(["conformance.frameworks.keras_backends", "conformance.frameworks.keras_jax"])
     prefix = f"keras_{backend}:keras."
 
     def problem(dtype):

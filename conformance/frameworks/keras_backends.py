@@ -1,6 +1,7 @@
 """Keras 3 on its other backends: the same ``keras.losses`` and ``keras.metrics`` bindings as on TensorFlow
-(``conformance.frameworks.tensorflow.keras_bindings``), run with ``KERAS_BACKEND=torch`` and
-``KERAS_BACKEND=jax``, held to the same convention (``reference.conventions.keras``).
+(``conformance.frameworks.tensorflow.keras_bindings``), run with ``KERAS_BACKEND=torch`` (this module's
+``BINDINGS``) and ``KERAS_BACKEND=jax`` (``conformance.frameworks.keras_jax``), held to the same convention
+(``reference.conventions.keras``).
 
 Keras picks its backend once, when it is first imported, so each backend runs in a worker process of its own
 (``conformance.isolation``, one worker per backend, started at its first call). Binding ids name the backend
@@ -8,11 +9,6 @@ Keras picks its backend once, when it is first imported, so each backend runs in
 torch. Tensors are the backend's own (torch tensors, JAX arrays) and the gradients come from the backend's
 autodiff (``torch.autograd``, ``jax.grad``), as a training loop on that backend gets them. JAX runs as a user has
 it by default: on the CPU, with 64-bit types off.
-
-Not yet in the default run: its checks are not yet triaged into known divergences (the README's "Keras 3 on
-torch and JAX" gives the state, measured). Run them with ``--bindings``:
-``pytest --bindings conformance.frameworks.keras_backends -k keras_torch`` (or ``keras_jax``, or
-``xent-conformance describe`` with the same option).
 """
 
 from __future__ import annotations
@@ -23,7 +19,7 @@ import numpy as np
 
 from conformance.bindings import Problem
 from conformance.frameworks import tensorflow as keras_on_tensorflow
-from conformance.isolation import isolate, serving
+from conformance.isolation import isolate
 
 KERAS_DOCS = "https://keras.io/api/losses/probabilistic_losses/"
 KERAS_METRICS_DOCS = "https://keras.io/api/metrics/probabilistic_metrics/"
@@ -121,18 +117,10 @@ def flavour(backend: str) -> keras_on_tensorflow.KerasFlavour:
         differentiate=differentiate)
 
 
-def _bindings(backend: str) -> list:
+def backend_bindings(backend: str, module: str) -> list:
+    """The Keras 3 bindings on ``backend``, their calls in ``module``'s worker with KERAS_BACKEND set to it."""
     bindings = keras_on_tensorflow.keras_bindings(flavour(backend))
-    environment = {"KERAS_BACKEND": backend, **_BACKENDS[backend][3]}
-    return isolate(bindings, __name__, environment)
+    return isolate(bindings, module, {"KERAS_BACKEND": backend, **_BACKENDS[backend][3]})
 
 
-def _served_backend() -> str | None:
-    import os
-
-    return os.environ.get("KERAS_BACKEND") if serving(__name__) else None
-
-
-# inside a backend's worker, that backend's bindings only (its Keras cannot run the other's)
-BINDINGS = (_bindings(_served_backend()) if _served_backend() in _BACKENDS
-            else [binding for backend in _BACKENDS for binding in _bindings(backend)])
+BINDINGS = backend_bindings("torch", __name__)

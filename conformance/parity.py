@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections import defaultdict
 from html import escape
 from pathlib import Path
@@ -78,6 +79,116 @@ def peer_comparison(checks) -> dict[str, dict[str, Any]]:
     return found
 
 
+# the framework labels whose ``keras.`` bindings are Keras 3 on one backend (Keras 2, tf_keras, is another library)
+KERAS3_BACKENDS = {"tensorflow": "TensorFlow", "keras_torch": "torch", "keras_jax": "JAX"}
+_ENTRY = re.compile(r"^\[(\w+)\]")
+
+
+def _keras3_form(binding: str) -> tuple[str, str] | None:
+    """(backend label, the binding id without it) for a Keras 3 binding, else None."""
+    label, _, rest = binding.partition(":")
+    return (label, rest) if label in KERAS3_BACKENDS and rest.startswith("keras.") else None
+
+
+def _verdict(record: dict[str, Any]) -> str:
+    """passed, failed, or the known divergence's id that absorbed the check."""
+    if record["outcome"] in ("xfailed", "xpassed"):
+        match = _ENTRY.match(record.get("reason") or "")
+        return match.group(1) if match else record["outcome"]
+    return record["outcome"]
+
+
+def backend_agreement(checks) -> list[dict[str, Any]]:
+    """Does a Keras 3 loss change when the backend changes? For each Keras 3 API measured on two or more
+    backends, over the checks (case, dtype, value or gradient) measured on all of them: how many agree (every
+    backend passes: each within the tolerance model's bound of the exact value, so within two bounds of each
+    other) and how many differ (a backend fails or is a known divergence where another is not, or their
+    divergences differ; the rest fail the same way on every backend), and the difference with the largest error
+    gap, each backend's error in ULPs of the dtype and its verdict."""
+    groups: dict[str, dict[tuple, dict[str, dict]]] = defaultdict(lambda: defaultdict(dict))
+    for record in checks:
+        form = _keras3_form(record.get("binding", ""))
+        if form is None or record.get("kind") not in ("value", "gradient") or record["outcome"] not in MEASURED:
+            continue
+        groups[form[1]][(record["case"], record["dtype"], record["kind"])][form[0]] = record
+    rows = []
+    for api, by_check in sorted(groups.items()):
+        backends = sorted({label for measured in by_check.values() for label in measured},
+                          key=list(KERAS3_BACKENDS).index)
+        if len(backends) < 2:
+            continue
+        compared, agree, differ, worst, worst_gap = 0, 0, 0, None, -1.0
+        for (case, dtype, kind), measured in by_check.items():
+            if len(measured) < len(backends):
+                continue
+            compared += 1
+            verdicts = {label: _verdict(measured[label]) for label in backends}
+            if all(verdict == "passed" for verdict in verdicts.values()):
+                agree += 1
+                continue
+            if len(set(verdicts.values())) == 1:
+                continue  # the same failure or divergence on every backend: they agree on it
+            differ += 1
+            errors = [_number(measured[label].get("max_ulp")) for label in backends]
+            if None in errors:  # a failure with no error to measure (a dtype, a shape, a raise): shown, ranked last
+                gap = -0.5
+            else:
+                finite = [error for error in errors if math.isfinite(error)]
+                gap = max(finite) - min(finite) if len(finite) == len(errors) else math.inf
+            if gap > worst_gap:
+                worst_gap = gap
+                worst = {"case": case, "dtype": dtype, "kind": kind,
+                         "backends": {label: {"verdict": verdicts[label], "max_ulp": plain(errors[index]),
+                                              "failure": measured[label].get("failure")}
+                                      for index, label in enumerate(backends)}}
+        rows.append({"api": api, "backends": backends, "compared": compared, "agree": agree, "differ": differ,
+                     "worst": worst})
+    return rows
+
+
+def _agreement_worst_text(row: dict[str, Any]) -> str:
+    worst = row["worst"]
+    if worst is None:
+        return ""
+    parts = [f"{KERAS3_BACKENDS[label]} {_ulp_text(state['max_ulp']) or state.get('failure') or ''}".rstrip()
+             + ("" if state["verdict"] == "passed" else f" ({state['verdict']})")
+             for label, state in worst["backends"].items()]
+    return f"{worst['case']}, {worst['dtype']} {worst['kind']}: " + "; ".join(parts)
+
+
+def agreement_markdown(rows) -> list[str]:
+    if not rows:
+        return []
+    lines = ["", "## Keras 3 across backends", "",
+             "The same Keras 3 API on each backend it ran on, over the checks measured on all of them: *agree* "
+             "counts the checks every backend passes (each within the bound of the exact value), *differ* those "
+             "where one fails or is a known divergence where another is not (the rest fail alike on every backend); "
+             "the widest difference is shown with each backend's error in ULPs of the dtype.", "",
+             "| API | backends | compared | agree | differ | widest difference |",
+             "| --- | --- | ---: | ---: | ---: | --- |"]
+    for row in rows:
+        lines.append(f"| `keras.{row['api'].removeprefix('keras.')}` | "
+                     + ", ".join(KERAS3_BACKENDS[label] for label in row["backends"])
+                     + f" | {row['compared']} | {row['agree']} | {row['differ']} | {_agreement_worst_text(row)} |")
+    return lines
+
+
+def agreement_html(rows) -> str:
+    if not rows:
+        return ""
+    body = "".join(
+        f"<tr><td><code>{escape(row['api'])}</code></td>"
+        f"<td>{escape(', '.join(KERAS3_BACKENDS[label] for label in row['backends']))}</td>"
+        f"<td>{row['compared']}</td><td>{row['agree']}</td><td>{row['differ']}</td>"
+        f"<td>{escape(_agreement_worst_text(row))}</td></tr>" for row in rows)
+    return ("<h2 id='backends'>Keras 3 across backends</h2><p class='legend'>The same Keras 3 API on each backend "
+            "it ran on, over the checks measured on all of them: <b>agree</b> counts the checks every backend passes "
+            "(each within the bound of the exact value), <b>differ</b> those where one fails or is a known "
+            "divergence where another is not; the widest difference is shown with each backend's error in ULPs of "
+            "the dtype.</p><table id='backend-agreement'><thead><tr><th>API</th><th>backends</th><th>compared</th>"
+            f"<th>agree</th><th>differ</th><th>widest difference</th></tr></thead><tbody>{body}</tbody></table>")
+
+
 def matrix(checks) -> list[dict[str, Any]]:
     """One cell per (framework, binding, dtype): counts, worst error, worst case."""
     cells: dict[tuple, dict[str, Any]] = {}
@@ -133,6 +244,7 @@ def document(checks, environment: dict[str, Any], interrupted: bool, baseline_di
     if baseline_diff is not None:
         result["baseline"] = baseline_diff
     result["unverified"] = unverified_entries(checks)
+    result["backends"] = backend_agreement(checks)
     return result
 
 
@@ -288,6 +400,7 @@ def markdown(doc: dict[str, Any]) -> str:
                  if cell else "" for dtype, cell in row]
         lines.append(f"| `{binding}` | " + " | ".join(cells) + " |")
     lines += unverified_markdown(doc.get("unverified") or [])
+    lines += agreement_markdown(doc.get("backends") or [])
     lines += lagging_markdown(doc["checks"])
     return "\n".join(lines) + "\n"
 
@@ -426,6 +539,7 @@ def html_page(doc: dict[str, Any]) -> str:
     parts.append(f"<table id='matrix'><thead><tr><th>framework</th><th>API</th>{head}</tr></thead>"
                  f"<tbody>{''.join(body)}</tbody></table>")
     parts.append(unverified_html(doc.get("unverified") or []))
+    parts.append(agreement_html(doc.get("backends") or []))
     parts.append("</body></html>\n")
     return "".join(parts)
 

@@ -139,3 +139,31 @@ def test_the_page_renders_and_a_cell_opens_onto_its_checks(browser, tmp_path):
     details.find_element(By.TAG_NAME, "summary").click()
     assert details.get_attribute("open") is not None
     assert checks.is_displayed() and "softmax_rows_1e4" in checks.text and "failed" in checks.text
+
+
+def test_keras_3_across_backends_counts_agreement_and_shows_the_widest_difference():
+    """The same Keras 3 API on two backends: a check both pass agrees, one that a backend passes and the other's
+    known divergence absorbs differs (the widest difference shows both errors), one both fail alike counts in
+    neither; a check on one backend only, Keras 2 (another library) and tf.nn are not compared."""
+    api = "keras.losses.BinaryCrossentropy(from_logits=True)"
+    records = [
+        _record(f"tensorflow:{api}", "float32", "a", "passed", 0.4),
+        _record(f"keras_torch:{api}", "float32", "a", "passed", 0.6),
+        _record(f"tensorflow:{api}", "float64", "a", "passed", 0.5),
+        _record(f"keras_torch:{api}", "float64", "a", "xfailed", 5.5e8, reason="[keras_narrows_64_bit_results] why"),
+        _record(f"tensorflow:{api}", "float16", "b", "xfailed", 3.0, reason="[an_entry] why"),
+        _record(f"keras_torch:{api}", "float16", "b", "xfailed", 4.0, reason="[an_entry] why"),
+        _record(f"tensorflow:{api}", "bfloat16", "c", "passed", 0.1),
+        _record(f"tf_keras:{api}", "float32", "a", "failed", 9.0),
+        _record("tensorflow:nn.sigmoid_cross_entropy_with_logits", "float32", "a", "passed", 0.2),
+    ]
+    document = parity.document(records, ENVIRONMENT, interrupted=False)
+    (row,) = document["backends"]
+    assert (row["api"], row["backends"], row["compared"], row["agree"], row["differ"]) == (
+        api, ["tensorflow", "keras_torch"], 3, 1, 1)
+    assert row["worst"]["dtype"] == "float64" and row["worst"]["backends"]["keras_torch"]["verdict"] == (
+        "keras_narrows_64_bit_results")
+    text = parity.markdown(document)
+    assert "## Keras 3 across backends" in text
+    assert "a, float64 value: TensorFlow 0.5 ULP; torch 5.5e+08 ULP (keras_narrows_64_bit_results)" in text
+    assert "id='backend-agreement'" in parity.html_page(document)

@@ -141,7 +141,7 @@ def test_the_page_renders_and_a_cell_opens_onto_its_checks(browser, tmp_path):
     assert checks.is_displayed() and "softmax_rows_1e4" in checks.text and "failed" in checks.text
 
 
-def test_keras_3_across_backends_counts_agreement_and_shows_the_widest_difference():
+def test_one_api_across_backends_counts_agreement_and_shows_the_widest_difference():
     """The same Keras 3 API on two backends: a check both pass agrees, one that a backend passes and the other's
     known divergence absorbs differs (the widest difference shows both errors), one both fail alike counts in
     neither; a check on one backend only, Keras 2 (another library) and tf.nn are not compared."""

@@ -310,11 +310,17 @@ def float32_labels_scale(problem: Problem) -> np.ndarray:
 
 def probability_rounding_scale(problem: Problem) -> np.ndarray:
     """log(1 - p) and log(p) of a p = sigmoid(x) rounded at the size of 1: half an eps of 1 over the smaller of p
-    and 1 - p, about exp(|x|) eps absolute; past Keras' clip to [1e-7, 1 - 1e-7] (|x| above 16.1) the loss is
-    the clip's, not a rounding of the exact one: no bound, those elements are left out."""
-    x = np.abs(np.asarray(problem.prediction, np.float64))
+    and 1 - p, about exp(|x|) eps absolute. Where the rounded p is 0 or 1, or past Keras' clip to [1e-7, 1 -
+    1e-7], the loss is the clip's (or torch's clamp at -100), not a rounding of the exact one: no bound, those
+    elements are left out."""
+    from conformance.dtypes import round_to
+
+    x = np.asarray(problem.prediction, np.float64)
     with np.errstate(over="ignore"):
-        return np.where(x < 16.0, 1.0 + np.exp(x), np.inf)
+        p = np.asarray(round_to(1.0 / (1.0 + np.exp(-x)), problem.dtype), np.float64)
+        scale = 1.0 + np.exp(np.abs(x))
+    saturated = ~(np.minimum(p, 1.0 - p) >= 1e-7)
+    return np.where(saturated, np.inf, scale)
 
 
 def _loss_size(problem: Problem) -> np.ndarray:

@@ -19,11 +19,8 @@ import numpy as np
 
 from conformance.bindings import Problem
 from conformance.frameworks import tensorflow as keras_on_tensorflow
+from conformance.frameworks import torch as torch_adapter
 from conformance.isolation import isolate
-
-KERAS_DOCS = "https://keras.io/api/losses/probabilistic_losses/"
-KERAS_METRICS_DOCS = "https://keras.io/api/metrics/probabilistic_metrics/"
-BACKENDS_DOCS = "https://keras.io/getting_started/#configuring-your-backend"
 
 
 def _keras():
@@ -32,42 +29,19 @@ def _keras():
     return keras
 
 
-# --- torch --------------------------------------------------------------------
-
-def _torch_tensor(array):
-    """A CPU torch tensor holding ``array`` (bfloat16 through float32, exactly); lists and scalars pass."""
-    if not isinstance(array, np.ndarray):
-        return array
-    import torch
-
-    if array.dtype.name == "bfloat16":
-        return torch.from_numpy(array.astype(np.float32)).to(torch.bfloat16)
-    return torch.from_numpy(np.array(array, copy=True))
-
-
-def _torch_numpy(value) -> np.ndarray:
-    import torch
-
-    if not isinstance(value, torch.Tensor):
-        return np.asarray(value)
-    value = value.detach().cpu()
-    if value.dtype == torch.bfloat16:
-        import ml_dtypes
-
-        return value.float().numpy().astype(ml_dtypes.bfloat16)
-    return value.numpy()
-
+# --- torch: the torch adapter's tensors (bfloat16 through float32, exactly) ---------------------------
 
 def _torch_autograd(forward):
     """d sum(output) / d prediction by torch.autograd."""
 
     def gradient(problem: Problem):
-        x, y = _torch_tensor(problem.prediction), _torch_tensor(problem.labels)
+        import torch
+
+        x, y = torch_adapter.tensor(problem.prediction), torch_adapter.tensor(problem.labels)
         x.requires_grad_(True)
-        total = forward(problem, x, y).sum()
-        (grad,) = __import__("torch").autograd.grad(total, [x], allow_unused=True)
+        (grad,) = torch.autograd.grad(forward(problem, x, y).sum(), [x], allow_unused=True)
         name = keras_on_tensorflow._prediction_name(problem)
-        return {name: _torch_numpy(grad) if grad is not None else np.zeros(np.shape(problem.prediction))}
+        return {name: torch_adapter.to_numpy(grad) if grad is not None else np.zeros(np.shape(problem.prediction))}
 
     return gradient
 
@@ -75,6 +49,7 @@ def _torch_autograd(forward):
 # --- JAX ----------------------------------------------------------------------
 
 def _jax_array(array):
+    """A JAX array as a user has it by default: not the JAX adapter's ``array``, which turns 64-bit types on."""
     if not isinstance(array, np.ndarray):
         return array
     import jax.numpy as jnp
@@ -102,7 +77,7 @@ def _jax_grad(forward):
 
 # backend: (its tensors, back to NumPy, its autodiff, the environment its worker needs)
 _BACKENDS = {
-    "torch": (_torch_tensor, _torch_numpy, _torch_autograd, {}),
+    "torch": (torch_adapter.tensor, torch_adapter.to_numpy, _torch_autograd, {}),
     # JAX as a user has it by default: on the CPU here, float64 off (below)
     "jax": (_jax_array, _jax_numpy, _jax_grad, {"JAX_PLATFORMS": "cpu"}),
 }
@@ -113,8 +88,7 @@ def flavour(backend: str) -> keras_on_tensorflow.KerasFlavour:
     return dataclasses.replace(
         keras_on_tensorflow.KERAS3, framework=f"keras_{backend}", api_prefix=f"KERAS_BACKEND={backend} keras",
         module=_keras, requires=("keras", backend), versions_of=("keras", backend), extra=f"keras_{backend}",
-        losses_doc=KERAS_DOCS, metrics_doc=KERAS_METRICS_DOCS, tensor=tensor, numpy=numpy,
-        differentiate=differentiate)
+        tensor=tensor, numpy=numpy, differentiate=differentiate)
 
 
 def backend_bindings(backend: str, module: str) -> list:

@@ -1,8 +1,11 @@
 """Bindings: one declarative entry per framework API, and where they come from.
 
 A binding says which API it is, which loss family it computes, which dtypes and
-options it takes, how to call the framework (``call``) and which documented
-convention of the reference it must match (``reference``). Adapter modules
+options it takes, how to call the framework (``call``), and which documented
+convention of the reference it is held to: by name (``convention``, the dotted
+names of the reference's functions that state it, such as
+``reference.conventions.torch.cross_entropy``), and ``reference``, which computes
+that convention on a case's inputs. Adapter modules
 (``conformance/frameworks/<name>.py``, or a third party's module) expose a
 ``BINDINGS`` list and never import their framework at module level, so that
 collecting the suite imports no framework at all.
@@ -153,6 +156,10 @@ class Binding:
     markers: tuple[str, ...] = ()
     doc: str = ""
     notes: Mapping[str, str] = field(default_factory=dict)
+    # the documented convention by name: the dotted names of the functions of ``reference`` that state it, the
+    # values first, then the reduction where the binding reduces (``reference.conventions.keras.reduce_loss``);
+    # ``reference`` computes it on a Problem (a self-test proves that it calls each function named)
+    convention: tuple[str, ...] = ()
     # d sum(output) / d input by the framework's autodiff, by input name; and the
     # exact gradient as {name: (gradient, scale)} (see reference.gradients)
     gradient: Callable[[Problem], Mapping[str, np.ndarray]] | None = None
@@ -252,7 +259,28 @@ def _bindings_of(module_name: str) -> list[Binding]:
             raise BindingError(f"{binding.id}: unknown family {binding.family!r}")
         if ":" not in binding.id or not binding.id.startswith(binding.framework + ":"):
             raise BindingError(f"{binding.id}: a binding id is '<framework>:<api>'")
+        if not binding.convention or isinstance(binding.convention, str):
+            raise BindingError(f"{binding.id}: convention must name the reference's functions that state the "
+                               f"documented convention, as a tuple of dotted names (got {binding.convention!r})")
+        for name in binding.convention:
+            convention_function(name, binding.id)
     return list(declared)
+
+
+def convention_function(name: str, binding_id: str = "") -> Callable:
+    """The function of the reference that a binding's ``convention`` names (``reference.conventions.keras.
+    categorical_crossentropy``)."""
+    module, _, attribute = name.rpartition(".")
+    who = f"{binding_id}: " if binding_id else ""
+    if module.split(".")[0] != "reference":
+        raise BindingError(f"{who}convention {name!r} is not a function of the reference (reference.*)")
+    try:
+        function = getattr(importlib.import_module(module), attribute)
+    except (ImportError, AttributeError) as error:
+        raise BindingError(f"{who}convention {name!r} names no function of the reference: {error}") from error
+    if not callable(function):
+        raise BindingError(f"{who}convention {name!r} is not a function")
+    return function
 
 
 def entry_point_modules() -> list[str]:

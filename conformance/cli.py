@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import collections
 import fnmatch
+import functools
 import inspect
 import sys
 import textwrap
@@ -33,12 +34,13 @@ def _first_paragraph(text: str) -> str:
     return " ".join((inspect.cleandoc(text or "").split("\n\n") or [""])[0].split())
 
 
-def _convention(function) -> str:
-    module = getattr(function, "__module__", "") or ""
-    name = getattr(function, "__qualname__", "") or repr(function)
-    if "<lambda>" in name or "<locals>" in name:
-        return f"{module} (a closure of the binding)"
-    return f"{module}.{name}"
+def _convention_text(function) -> str:
+    """A convention function's first paragraph; a partial one's, with what it fixes."""
+    if isinstance(function, functools.partial):
+        inner = inspect.unwrap(function.func)
+        fixed = ", ".join(f"{key}={value!r}" for key, value in function.keywords.items())
+        return f"{inner.__module__}.{inner.__qualname__} with {fixed}: {_first_paragraph(inner.__doc__)}"
+    return _first_paragraph(inspect.unwrap(function).__doc__)
 
 
 def _values(spec) -> str:
@@ -60,6 +62,7 @@ def describe(pattern: str, cases_dir: Path | None = None, baseline_path: Path = 
     from conformance.baseline import BaselineError, load
     from conformance.cases import CASES_DIR
     from conformance import versions as measured_on
+    from conformance.bindings import convention_function
     from conformance.suite import behaviour_for, build
 
     suite = build(cases_dir or CASES_DIR)
@@ -86,11 +89,9 @@ def describe(pattern: str, cases_dir: Path | None = None, baseline_path: Path = 
         lines.append(_wrap(f"documented at: {binding.doc}" if binding.doc.startswith("http") else binding.doc, "  "))
     missing = binding.missing_requirement()
     lines.append(f"  installed: {'no: ' + missing if missing else 'yes'}")
-    convention = getattr(binding.reference, "__wrapped__", binding.reference)
-    lines.append(f"  convention: {_convention(convention)}")
-    doc = _first_paragraph(getattr(convention, "__doc__", ""))
-    if doc:
-        lines.append(_wrap(doc))
+    lines.append(f"  convention: {' then '.join(binding.convention)}")
+    for name in binding.convention:
+        lines.append(_wrap(f"{name.rpartition('.')[2]}: {_convention_text(convention_function(name))}"))
     lines.append(f"  dtypes: {', '.join(sorted(binding.dtypes))}")
     for label, value in (("compute dtype", binding.compute_dtype), ("result dtype", binding.result_dtype)):
         if value:

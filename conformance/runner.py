@@ -215,8 +215,7 @@ def failure_message(check: Check, outcome: Outcome) -> str:
         f"({check.case.family}, {check.dtype} inputs, {outcome.out_dtype} output)",
         f"  inputs:   {check.case.summary()} (rounded to {check.dtype})",
         f"  options:  {options or 'none'}",
-        f"  expected: {_show(outcome.expected)}  (reference: {check.binding.reference.__module__}."
-        f"{check.binding.reference.__qualname__})",
+        f"  expected: {_show(outcome.expected)}  (convention: {' then '.join(check.binding.convention)})",
         f"  got:      {_show(outcome.got)}",
         worst_line,
         f"    error {verdict.error_at_worst:.3g} = {verdict.ulp_at_worst:.4g} ULP of {outcome.judged_dtype}; "

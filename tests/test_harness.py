@@ -3,6 +3,8 @@ story, selection by -k without importing other frameworks, and the reports."""
 
 import dataclasses
 import fnmatch
+import functools
+import inspect
 import json
 import os
 import subprocess
@@ -204,6 +206,66 @@ def test_references_made_by_one_factory_are_not_confused(suite):
     pinned, as_called = (suite.bindings[f"tensorflow:keras.losses.BinaryCrossentropy{form}"]
                          for form in ("", "(as_called)"))
     assert reference_identity(pinned.reference) == reference_identity(as_called.reference)
+
+
+def _functions_called(function, *arguments) -> set:
+    """The code objects of every Python function that ``function(*arguments)`` runs."""
+    called = set()
+
+    def profile(frame, event, _):
+        if event == "call":
+            called.add(frame.f_code)
+
+    sys.setprofile(profile)
+    try:
+        function(*arguments)
+    finally:
+        sys.setprofile(None)
+    return called
+
+
+def _code_of(function):
+    while isinstance(function, functools.partial):
+        function = function.func
+    return inspect.unwrap(function).__code__
+
+
+def test_each_binding_names_the_convention_its_reference_computes(suite):
+    """A binding names its convention (``Binding.convention``): each function named is one that its reference
+    runs on the binding's first case, so a name cannot drift from what the checks compute."""
+    from conformance.bindings import convention_function
+    from conformance.problems import as_computed, make_problem
+
+    first_check = {}
+    for check in suite.checks:
+        if check.kind == "value":
+            first_check.setdefault(check.binding.id, check)
+    assert set(first_check) == set(suite.bindings), "every binding has a value check"
+    drifted = {}
+    for binding_id, check in first_check.items():
+        problem = as_computed(make_problem(check.case, check.dtype, check.binding), check.binding)
+        called = _functions_called(check.binding.reference, problem)
+        missing = [name for name in check.binding.convention if _code_of(convention_function(name)) not in called]
+        if missing:
+            drifted[binding_id] = missing
+    assert not drifted, f"bindings whose reference does not compute the convention they name: {drifted}"
+
+
+def test_a_binding_that_names_no_function_of_the_reference_is_refused(tmp_path, monkeypatch):
+    from conformance.bindings import BindingError, load_bindings
+
+    for number, (convention, complaint) in enumerate((
+            (("reference.core.no_such_loss",), "names no function of the reference"),
+            (("numpy.log",), "is not a function of the reference"),
+            ((), "convention must name"))):
+        module = tmp_path / f"unnamed_convention_{number}.py"
+        module.write_text("import numpy as np\nfrom conformance.bindings import Binding\n"
+                          "BINDINGS = [Binding(id='numpy:named', api='numpy.named', framework='numpy', "
+                          "family='sigmoid', call=np.asarray, reference=np.asarray, dtypes=frozenset({'float32'}), "
+                          f"convention={convention!r})]\n")
+        monkeypatch.syspath_prepend(str(tmp_path))
+        with pytest.raises(BindingError, match=complaint):
+            load_bindings([module.stem])
 
 
 def test_a_divergence_matching_nothing_is_stale(suite):

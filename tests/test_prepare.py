@@ -42,7 +42,8 @@ def prepare(problem):
 
 
 BINDINGS = [Binding(id="numpy:ahead", api="numpy.ahead", framework="numpy", family="sparse_softmax", call=call,
-                    reference=reference, dtypes=frozenset({"float32", "float64"}), prepare=prepare)]
+                    reference=reference, dtypes=frozenset({"float32", "float64"}), prepare=prepare,
+                    convention=("reference.conventions.tensorflow.sparse_softmax_cross_entropy_with_logits",))]
 '''
 
 CASES = """

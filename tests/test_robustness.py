@@ -68,7 +68,8 @@ def aborting(problem):
 
 def binding(name, call):
     return Binding(id=f"numpy:{name}", api=f"numpy.{name}", framework="numpy", family="sparse_softmax",
-                   call=call, reference=reference, dtypes=frozenset({"float32"}))
+                   call=call, reference=reference, dtypes=frozenset({"float32"}),
+                   convention=("reference.conventions.tensorflow.sparse_softmax_cross_entropy_with_logits",))
 
 
 BINDINGS = [binding("honest", honest), binding("crashing", crashing), binding("sleeping", sleeping),

@@ -59,3 +59,9 @@ def exact_sigmoid_cross_entropy(problem: Problem):
     from reference import core
 
     return core.sigmoid_cross_entropy(problem.prediction, problem.labels, extended=True)
+
+
+for _exact, _name in ((exact_softmax_cross_entropy, "softmax_cross_entropy"),
+                      (exact_sparse_softmax_cross_entropy, "sparse_softmax_cross_entropy"),
+                      (exact_sigmoid_cross_entropy, "sigmoid_cross_entropy")):
+    _exact.convention = (f"reference.core.{_name}",)  # what a binding held to it names (Binding.convention)

@@ -178,7 +178,7 @@ def _gradient_sigmoid(problem: Problem):
 def _binding(name, api, family, forward, reference, reference_gradient, options=None, notes=None, doc=OPTAX_DOCS):
     return Binding(
         id=f"jax:{name}", api=api, framework="jax", family=family, call=_caller(forward), reference=reference,
-        dtypes=DTYPES, options=options or {}, requires=("jax", "optax"), doc=doc,
+        convention=reference.convention, dtypes=DTYPES, options=options or {}, requires=("jax", "optax"), doc=doc,
         versions_of=("jax", "jaxlib", "optax"), markers=("optax",) if api.startswith("optax.") else (),
         gradient=_autodiff(forward), reference_gradient=reference_gradient, notes=notes or {},
         property_shapes=PROPERTY_SHAPES,

@@ -175,6 +175,7 @@ def _cross_entropy_reference(soft_label: bool, use_softmax: bool, reduced: bool 
             return ref.cross_entropy_unreduced(problem.prediction, problem.labels, extended=True, **arguments)
         return ref.cross_entropy(problem.prediction, problem.labels, extended=True, **arguments)
 
+    reference.convention = (f"{ref.__name__}.{'cross_entropy' if reduced else 'cross_entropy_unreduced'}",)
     return reference
 
 
@@ -225,6 +226,11 @@ def reduce_elementwise(values, problem: Problem):
 
 def reference_focal(problem: Problem):
     return ref.sigmoid_focal_loss(problem.prediction, problem.labels, extended=True, **pick(problem, FOCAL_OPTIONS))
+
+
+reference_bce.convention = (f"{ref.__name__}.binary_cross_entropy",)
+reference_bce_logits.convention = (f"{ref.__name__}.binary_cross_entropy_with_logits",)
+reference_focal.convention = (f"{ref.__name__}.sigmoid_focal_loss",)
 
 
 def _focal_reduction_factor(problem: Problem):
@@ -289,6 +295,7 @@ def _binding(label, api, family, forward, reference, reduce, options, reference_
         family=family,
         call=_caller(forward, keeps_class_axis),
         reference=reference,
+        convention=reference.convention,
         reduce=reduce,
         dtypes=DTYPES,
         options=option_map,

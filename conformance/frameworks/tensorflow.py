@@ -148,7 +148,8 @@ def _tf_nn(name, family, forward, reference, reference_gradient, options=None, d
            reduce=None, label_gradient=False):
     return Binding(
         id=f"tensorflow:nn.{name}", api=f"tf.nn.{name}", framework="tensorflow", family=family,
-        call=_caller(forward), reference=reference, dtypes=DTYPES, options=options or {},
+        call=_caller(forward), reference=reference, convention=(f"{ref_tf.__name__}.{name}",), dtypes=DTYPES,
+        options=options or {},
         defaults=defaults or {}, reduce=reduce, requires=("tensorflow",), doc=f"{TF_DOCS}/{name}",
         notes=notes or {}, gradient=_taped(forward, label_gradient), reference_gradient=reference_gradient,
     )
@@ -226,6 +227,11 @@ class KerasLoss:
         if self.metric_options is not None:
             forms += [_metric_binding, functools.partial(_metric_binding, as_called=True)]
         return forms
+
+    def convention(self, reduction: str | None = None) -> tuple[str, ...]:
+        """The names of the flavour's convention functions for this loss, then ``reduction``'s."""
+        module = self.flavour.conventions.__name__
+        return (f"{module}.{self.function_name}",) + ((f"{module}.{reduction}",) if reduction else ())
 
     def reference_function(self, problem: Problem, from_logits: bool, names) -> np.ndarray:
         function = getattr(self.flavour.conventions, self.function_name)
@@ -333,7 +339,8 @@ def _class_binding(loss: KerasLoss, from_logits: bool, as_called: bool = False) 
         return keras_gradient(loss, from_logits, problem, coefficients)
 
     return _keras_binding(f"keras.losses.{loss.class_name}", loss, from_logits,
-                          _caller(forward, flavour.tensor, flavour.numpy), reference, reduce,
+                          _caller(forward, flavour.tensor, flavour.numpy), reference, loss.convention("reduce_loss"),
+                          reduce,
                           {**{n: None for n in names}, "reduction": flavour.reductions, "sample_weight": None},
                           defaults={} if as_called else {"reduction": "none"}, gradient=flavour.differentiate(forward),
                           reference_gradient=reference_gradient, as_called=as_called,
@@ -358,7 +365,7 @@ def _function_binding(loss: KerasLoss, from_logits: bool) -> Binding:
 
     return _keras_binding(f"keras.losses.{loss.function_name}", loss, from_logits,
                           _caller(forward, loss.flavour.tensor, loss.flavour.numpy), reference,
-                          reduce, {n: None for n in names}, gradient=loss.flavour.differentiate(forward),
+                          loss.convention(), reduce, {n: None for n in names}, gradient=loss.flavour.differentiate(forward),
                           reference_gradient=reference_gradient)
 
 
@@ -397,7 +404,8 @@ def _metric_binding(loss: KerasLoss, from_logits: bool, as_called: bool = False)
         return loss.flavour.conventions.metric_mean([(_per_example(loss, values, problem),
                                        _masked_weights(weights, loss.mask(problem)))], extended=True)
 
-    return _keras_binding(f"keras.metrics.{loss.class_name}", loss, from_logits, call, reference, reduce,
+    return _keras_binding(f"keras.metrics.{loss.class_name}", loss, from_logits, call, reference,
+                          loss.convention("metric_mean"), reduce,
                           {**{n: None for n in names}, "sample_weight": None, "metric_batches": None},
                           notes={"reduction": f"{loss.flavour.api_prefix}.metrics.{loss.class_name} has no "
                                               "reduction: a metric documents the mean over the samples it has seen "
@@ -413,7 +421,8 @@ def _masked_weights(weights, mask):
     return mask if weights is None else core.to_work(weights) * mask
 
 
-def _keras_binding(name, loss: KerasLoss, from_logits, call, reference, reduce, options, defaults=None, notes=None,
+def _keras_binding(name, loss: KerasLoss, from_logits, call, reference, convention, reduce, options, defaults=None,
+                   notes=None,
                    gradient=None, reference_gradient=None, as_called=False, as_called_dtypes=None):
     """A Keras form's binding. The ``as_called`` form of an object is built with
     no ``dtype``; ``as_called_dtypes`` says what the flavour then computes in
@@ -434,7 +443,8 @@ def _keras_binding(name, loss: KerasLoss, from_logits, call, reference, reduce, 
     doc = flavour.metrics_doc if metric else flavour.losses_doc
     return Binding(
         id=identifier, api=api, framework=flavour.framework,
-        family=loss.families[from_logits], call=call, reference=reference, reduce=reduce, dtypes=DTYPES,
+        family=loss.families[from_logits], call=call, reference=reference, convention=convention, reduce=reduce,
+        dtypes=DTYPES,
         options={**options, **({"axis": {-1}} if loss.kind == "sparse" and "axis" in options
                                 and flavour.sparse_axis_last_only else {})},
         defaults=defaults or {}, requires=flavour.requires, versions_of=flavour.versions_of, extra=flavour.extra,

@@ -169,6 +169,13 @@ def reference_bce_logits(problem: Problem):
                                                 **pick(problem, BCE_LOGITS_OPTIONS))
 
 
+# the convention function each reference computes, by name (nll_loss of log_softmax is cross_entropy)
+for _reference, _name in ((reference_cross_entropy, "cross_entropy"), (reference_nll_log_softmax, "cross_entropy"),
+                          (reference_bce, "binary_cross_entropy"),
+                          (reference_bce_logits, "binary_cross_entropy_with_logits")):
+    _reference.convention = (f"{ref.__name__}.{_name}",)
+
+
 # --- exact gradients and reductions: the conventions' own (reference.conventions.torch) ----------------------
 
 def _softmax_gradient(problem: Problem):
@@ -205,6 +212,7 @@ def _binding(name, api, family, forward, reference, reduce, options, reference_g
         family=family,
         call=_caller(forward),
         reference=reference,
+        convention=reference.convention,
         reduce=reduce,
         dtypes=DTYPES,
         options={**{option: None for option in options if option != "reduction"},

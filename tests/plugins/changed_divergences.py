@@ -45,7 +45,8 @@ FAILURES = {"as_recorded": _scaled(1e4), "worse": _scaled(1e6), "raising": _rais
 
 BINDINGS = [
     Binding(id=f"numpy:divergent.{name}", api=f"divergent softmax cross-entropy ({name})", framework="numpy",
-            family="softmax", call=call, reference=exact_softmax_cross_entropy, dtypes=frozenset({"float32"}),
+            family="softmax", call=call, reference=exact_softmax_cross_entropy,
+            convention=exact_softmax_cross_entropy.convention, dtypes=frozenset({"float32"}),
             options={"axis": None}, requires=("numpy",), notes={"gradient": "no gradient binding"})
     for name, call in FAILURES.items()
 ]

@@ -27,6 +27,7 @@ def _call(problem: Problem) -> np.ndarray:
 BINDINGS = [
     Binding(id="numpy:perturbed.softmax_cross_entropy", api="perturbed softmax cross-entropy", framework="numpy",
             family="softmax", call=_call, reference=exact_softmax_cross_entropy,
+            convention=exact_softmax_cross_entropy.convention,
             dtypes=frozenset({"float32", "float64"}), options={"axis": None}, requires=("numpy",),
             notes={"gradient": "the perturbed binding has no gradient"}),
 ]

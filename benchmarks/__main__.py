@@ -35,6 +35,9 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--suite-repeat", type=int, default=1,
                         help="runs of each whole-suite pytest command and of the checks' framework calls; "
                              "each plain pytest run takes minutes (default 1)")
+    parser.add_argument("--run", action="append", dest="runs", metavar="LABEL", choices=list(suite_cost.LABELS),
+                        help="the suite part measures only this whole-suite run (repeatable; default: all of "
+                             f"them): {', '.join(map(repr, suite_cost.LABELS))}")
     parser.add_argument("--quick", action="store_true",
                         help="small shapes, the seeded cases only, 1x and 4x growth: a smoke test of the benchmark")
     parser.add_argument("--reports-dir", type=Path, default=pages.REPORTS_DIR,
@@ -89,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
         log(f"{title}:")
         started = time.perf_counter()
         if name == "suite":
-            part = module.run(options.repeat, options.suite_repeat, options.quick, log)
+            part = module.run(options.repeat, options.suite_repeat, options.quick, log, options.runs)
         elif name == "reports":
             part = module.measure(options.reports_dir, options.repeat, log)
         else:

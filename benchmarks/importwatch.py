@@ -3,7 +3,10 @@
 At the end of the session each process (the controller and every xdist
 worker) appends the framework modules it imported, as one JSON line, to the
 file named by ``XENT_BENCH_IMPORTS``: which imports a run paid for, and
-whether ``-k torch`` kept TensorFlow out.
+whether ``-k torch`` kept TensorFlow out. Each worker process it started
+(``conformance.isolation``: PaddlePaddle, Keras 3 on another backend) adds a
+line ``{"worker": module, "environment": {...}}``: the benchmark times that
+worker's imports in its own environment.
 """
 
 import json
@@ -18,3 +21,6 @@ def pytest_sessionfinish(session):
     if path:
         with open(path, "a", encoding="utf-8") as sink:
             sink.write(json.dumps(sorted(name for name in FRAMEWORK_MODULES if name in sys.modules)) + "\n")
+            isolation = sys.modules.get("conformance.isolation")
+            for module, environment in isolation.started_workers() if isolation else ():
+                sink.write(json.dumps({"worker": module, "environment": environment}) + "\n")

@@ -57,6 +57,25 @@ def import_seconds(modules: list[str]) -> dict:
     return {"seconds": time.perf_counter() - start, "per_module": per_module}
 
 
+def worker_import_seconds(module: str, environment: dict) -> dict:
+    """What a worker process of ``conformance.isolation`` imports before its first call, timed: the adapter
+    module as the worker builds it, then the frameworks its bindings require, in the worker's environment."""
+    import importlib
+    import os
+
+    import numpy  # noqa: F401
+
+    from conformance.isolation import WORKER_ENV
+
+    os.environ.update(environment)
+    os.environ[WORKER_ENV] = module
+    start = time.perf_counter()
+    bindings = importlib.import_module(module).BINDINGS
+    for name in dict.fromkeys(required for binding in bindings for required in binding.requires):
+        importlib.import_module(name)
+    return {"seconds": time.perf_counter() - start}
+
+
 # --- the reference and the frameworks at language-model shapes -------------------------------
 
 
@@ -230,10 +249,11 @@ def inductor_graph(cache_dir: str) -> dict:
     return {"seconds": steps[1] - steps[2], "first_of_the_cache": steps[0], "second": steps[2]}
 
 
-def run_checks(out: str, cases_dir: str | None = None, marker: str | None = None) -> dict:
+def run_checks(out: str, cases_dir: str | None = None, marker: str | None = None, only: str | None = None) -> dict:
     """Every check the suite generates (those with ``marker`` where one is
-    given), in pytest's file order (behaviour, value, gradient), as the items
-    run them; skipped checks are not run. Per check: the framework's calls, the
+    given, and those listed in the JSON file ``only`` where one is given), in
+    pytest's file order (behaviour, value, gradient), as the items run them;
+    skipped checks are not run. Per check: the framework's calls, the
     reference, and the whole item function."""
     from conformance.behaviour import run_behaviour_check
     from conformance.cases import CASES_DIR
@@ -244,9 +264,12 @@ def run_checks(out: str, cases_dir: str | None = None, marker: str | None = None
     suite = build(str(Path(cases_dir or CASES_DIR).resolve()))
     runners = {"behaviour": run_behaviour_check, "value": run_value_check, "gradient": run_gradient_check}
     timings = {}
+    listed = set(json.loads(Path(only).read_text())) if only else None
     for kind in ("behaviour", "value", "gradient"):
         for check in suite.checks:
             if check.kind != kind or check.skip or (marker and marker not in check.markers):
+                continue
+            if listed is not None and check.id not in listed:
                 continue
             totals = {"call": 0.0, "reference": 0.0}
             binding = dataclasses.replace(
@@ -297,7 +320,7 @@ def loader(cases_dir: str, run_checks_too: bool) -> dict:
 def main(argv: list[str]) -> None:
     params = json.loads(argv[0])
     task = params.pop("task")
-    tasks = {"import": import_seconds, "lm_time": lm_time, "lm_memory": lm_memory, "checks": run_checks,
+    tasks = {"import": import_seconds, "worker_import": worker_import_seconds, "lm_time": lm_time, "lm_memory": lm_memory, "checks": run_checks,
              "loader": loader, "inductor_graph": inductor_graph}
     from benchmarks.measure import ANSWER
 

@@ -3,7 +3,10 @@
 A run's floor is what it could cost at best:
 
 * the import time of the frameworks the run imported (seen by
-  :mod:`benchmarks.importwatch`), in a fresh interpreter after NumPy;
+  :mod:`benchmarks.importwatch`), in a fresh interpreter after NumPy, and
+  of each worker process the run started (PaddlePaddle, Keras 3 on another
+  backend: its adapter module and the frameworks its bindings require, in
+  the worker's environment, each in a fresh interpreter);
 * an empty pytest run with as many items, through the same plugins
   (``conformance.plugin``, pytest-html, JUnit XML, the parity reports) and,
   for ``-n 2``, the same two workers: pytest's start-up and its cost per item;
@@ -52,7 +55,9 @@ RUNS = (
     ("pytest -k tf_keras", ["-k", "tf_keras"], COLD),
     ("pytest -k jax", ["-k", "jax"], COLD),
     ("pytest -k paddle", ["-k", "paddle"], COLD),
+    ("pytest -k keras_torch", ["-k", "keras_torch"], COLD),
 )
+LABELS = tuple(label for label, _, _ in RUNS)
 # --quick: the same runs on the seeded cases only
 QUICK_MARKER = "seed"
 QUICK_SELECTION = ["-m", QUICK_MARKER]
@@ -97,8 +102,25 @@ def _imports(path: Path) -> list[str]:
     seen = set()
     if path.exists():
         for line in path.read_text().splitlines():
-            seen.update(json.loads(line))
+            record = json.loads(line)
+            if isinstance(record, list):
+                seen.update(record)
     return [name for name in IMPORT_ORDER if name in seen]
+
+
+def _workers(path: Path) -> list[list]:
+    """[module, environment] of each worker process the run started (conformance.isolation), once each."""
+    found = []
+    if path.exists():
+        for line in path.read_text().splitlines():
+            record = json.loads(line)
+            if isinstance(record, dict) and [record["worker"], record["environment"]] not in found:
+                found.append([record["worker"], record["environment"]])
+    return sorted(found, key=json.dumps)
+
+
+def _import_key(measured: dict) -> str:
+    return json.dumps([measured["imported"], measured["workers"]])
 
 
 def _slug(label: str) -> str:
@@ -152,7 +174,7 @@ def measure_run(label: str, args: list[str], warm: dict[str, Path] | None, repea
     summary = completed.stdout.strip().splitlines()[-1].strip("= ") if completed.stdout.strip() else ""
     return {"command": label, "args": args, "caches": WARM if warm else COLD, "wall": wall,
             "exit_code": completed.returncode, "summary": summary, "junit": junit,
-            "imported": _imports(imports_file), "compiled": compiled[-1]}
+            "imported": _imports(imports_file), "workers": _workers(imports_file), "compiled": compiled[-1]}
 
 
 def measure_empty(count: int, parallel: bool, repeat: int, work: Path, log) -> Figure:
@@ -174,15 +196,21 @@ def measure_empty(count: int, parallel: bool, repeat: int, work: Path, log) -> F
     return figure
 
 
-def measure_checks(repeat: int, work: Path, caches: dict[str, Path], marker: str | None, log) -> dict[str, list]:
-    """Per check id (of the checks with ``marker``, where one is given): framework call, reference and item
-    seconds (medians), with the given (warm) caches, and the torch.compile graph the check needs at least
-    (None for the other bindings)."""
+def measure_checks(repeat: int, work: Path, caches: dict[str, Path], marker: str | None, log,
+                   only: set[str] | None = None) -> dict[str, list]:
+    """Per check id (of the checks with ``marker``, where one is given, and of ``only``, where given):
+    framework call, reference and item seconds (medians), with the given (warm) caches, and the
+    torch.compile graph the check needs at least (None for the other bindings)."""
     runs = []
+    only_file = None
+    if only is not None:
+        only_file = work / "checks_only.json"
+        only_file.write_text(json.dumps(sorted(only)))
     for attempt in range(repeat):
         log(f"  the checks' framework calls, outside pytest, caches warm ({attempt + 1}/{repeat})")
         out = work / f"checks_{attempt}.json"
-        probe("checks", out=str(out), marker=marker, env=cache_env(caches))
+        probe("checks", out=str(out), marker=marker, only=str(only_file) if only_file else None,
+              env=cache_env(caches))
         runs.append(json.loads(out.read_text()))
     return {check: [Figure([run[check][k] for run in runs]).median for k in range(3)] + [runs[0][check][3]]
             for check in runs[0]}
@@ -200,36 +228,58 @@ def measure_graph(repeat: int, work: Path, log) -> Figure:
     return figure
 
 
-def run(repeat: int, suite_repeat: int, quick: bool, log) -> dict:
+def chosen_runs(labels=None) -> tuple:
+    """The RUNS named by ``labels`` (all where None), in RUNS' order. The warm run reuses the plain run's
+    caches, so it needs the plain run."""
+    if not labels:
+        return RUNS
+    unknown = sorted(set(labels) - set(LABELS))
+    if unknown:
+        raise SystemExit(f"unknown run {', '.join(map(repr, unknown))}; the runs are: {', '.join(map(repr, LABELS))}")
+    if any(caches == WARM for label, _, caches in RUNS if label in labels) and RUNS[0][0] not in labels:
+        raise SystemExit(f"the warm run reuses the caches of {RUNS[0][0]!r}: name that run too")
+    return tuple(run for run in RUNS if run[0] in labels)
+
+
+def run(repeat: int, suite_repeat: int, quick: bool, log, labels=None) -> dict:
     selection = QUICK_SELECTION if quick else []
+    chosen = chosen_runs(labels)
     with tempfile.TemporaryDirectory(prefix="xent-bench-") as temporary:
         work = Path(temporary)
         # the plain run's last caches, filled by it: the warm run's and the framework calls'
         warm = cold_caches(work, RUNS[0][0], suite_repeat - 1)
         runs = [measure_run(label, selection + args, warm if caches == WARM else None, suite_repeat, work, log)
-                for label, args, caches in RUNS]
+                for label, args, caches in chosen]
         # the plain run's reports as a reviewer opens them (its folder is its own: the other runs write elsewhere)
-        reports = pages.measure(work / _slug(RUNS[0][0]), repeat, log)
-        checks = measure_checks(suite_repeat, work, warm, QUICK_MARKER if quick else None, log)
+        reports = pages.measure(work / _slug(RUNS[0][0]), repeat, log) if chosen[0] == RUNS[0] else None
+        # the checks the chosen runs ran, timed outside pytest (every check where the plain run is chosen)
+        ran = None if chosen[0] == RUNS[0] else {check for measured in runs for item in measured["junit"]["items"]
+                                                 if (check := _check_of(item)) is not None}
+        checks = measure_checks(suite_repeat, work, warm, QUICK_MARKER if quick else None, log, only=ran)
         graph = measure_graph(repeat, work, log)
-        import_figures: dict[tuple, Figure] = {}
+        import_figures: dict[str, Figure] = {}
         empty_figures: dict[tuple, Figure] = {}
         for measured in runs:
-            modules = tuple(measured["imported"])
-            if modules not in import_figures:
+            modules, workers = measured["imported"], measured["workers"]
+            if _import_key(measured) not in import_figures:
                 figure = Figure()
                 for attempt in range(repeat):
-                    log(f"  import {', '.join(modules) or '(none)'} ({attempt + 1}/{repeat})")
-                    figure.add(probe("import", modules=list(modules))["seconds"] if modules else 0.0)
-                import_figures[modules] = figure
+                    log(f"  import {', '.join(modules) or '(none)'}"
+                        f"{''.join(f'; worker {module} {environment}' for module, environment in workers)} "
+                        f"({attempt + 1}/{repeat})")
+                    seconds = probe("import", modules=list(modules))["seconds"] if modules else 0.0
+                    for module, environment in workers:  # each in a fresh interpreter, as the worker starts
+                        seconds += probe("worker_import", module=module, environment=environment)["seconds"]
+                    figure.add(seconds)
+                import_figures[_import_key(measured)] = figure
             key = (len(measured["junit"]["items"]), "-n" in measured["args"])
             if key not in empty_figures:
                 empty_figures[key] = measure_empty(*key, repeat, work, log)
-    results = [_floor(measured, checks, graph, import_figures[tuple(measured["imported"])],
+    results = [_floor(measured, checks, graph, import_figures[_import_key(measured)],
                       empty_figures[(len(measured["junit"]["items"]), "-n" in measured["args"])])
                for measured in runs]
     return {"target": TARGET, "quick_selection": selection, "suite_repeat": suite_repeat, "repeat": repeat,
-            "inductor_graph": graph.as_dict(), "runs": results, "pages": reports}
+            "inductor_graph": graph.as_dict(), "runs": results, **({"pages": reports} if reports else {})}
 
 
 def _floor(measured: dict, checks: dict, graph: Figure, imports: Figure, empty: Figure) -> dict:
@@ -262,7 +312,7 @@ def _floor(measured: dict, checks: dict, graph: Figure, imports: Figure, empty: 
         "graphs_needed": len(needed_graphs), "compile_floor": compile_floor / workers,
         "command": measured["command"], "args": measured["args"], "exit_code": measured["exit_code"],
         "summary": measured["summary"], "items": len(items), "outcomes": measured["junit"]["outcomes"],
-        "frameworks_imported": measured["imported"], "wall": measured["wall"].as_dict(),
+        "frameworks_imported": measured["imported"], "worker_processes": measured["workers"], "wall": measured["wall"].as_dict(),
         "floor": {"imports": imports.as_dict(), "empty_run": empty.as_dict(),
                   "empty_item_seconds": empty.median / max(1, len(items)), "framework_calls": call / workers,
                   "compile": compile_floor / workers, "total": floor},

@@ -70,8 +70,10 @@ class Worker:
     process: Any = None
     connection: Any = None
     lock: threading.Lock = dataclasses.field(default_factory=threading.Lock)
+    starts: int = 0  # processes started for it in this run (a crash starts another)
 
     def _start(self) -> None:
+        self.starts += 1
         context = multiprocessing.get_context("spawn")
         parent, child = context.Pipe()
         self.process = context.Process(target=_serve, args=(child, self.module, dict(self.environment)),
@@ -118,6 +120,12 @@ def _worker(module: str, environment: Mapping[str, str]) -> Worker:
     if key not in _WORKERS:
         _WORKERS[key] = Worker(module, environment)
     return _WORKERS[key]
+
+
+def started_workers() -> list[tuple[str, dict]]:
+    """(module, environment) of each worker that started in this process: what ``python -m benchmarks``
+    counts among a run's imports."""
+    return [(worker.module, dict(worker.environment)) for worker in _WORKERS.values() if worker.starts]
 
 
 def _proxy(module: str, environment: Mapping[str, str], binding_id: str, part: str) -> Callable:

@@ -14,11 +14,13 @@ it by default: on the CPU, with 64-bit types off.
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import numpy as np
 
 from conformance.bindings import Problem
 from conformance.frameworks import tensorflow as keras_on_tensorflow
+from conformance.frameworks import jax as jax_adapter
 from conformance.frameworks import torch as torch_adapter
 from conformance.isolation import isolate
 
@@ -48,10 +50,24 @@ def _torch_autograd(forward):
 
 # --- JAX ----------------------------------------------------------------------
 
+@functools.cache
+def _jax():
+    """JAX with the persistent compilation cache that the JAX adapter keeps (the same executables, loaded from
+    disk instead of compiled again: no result changes). Keras on JAX runs eagerly, and XLA compiles each
+    operation for each new shape and dtype (25 to 35 ms on the 2-core AMD machine), nearly one compile per call
+    of the run's: ``-k keras_jax`` takes about 230 s with the cache empty or off, 111 s with it warm (README,
+    "Keras 3 on torch and JAX"). 64-bit types stay off, as JAX has them."""
+    import jax
+
+    jax_adapter._use_persistent_cache(jax)
+    return jax
+
+
 def _jax_array(array):
     """A JAX array as a user has it by default: not the JAX adapter's ``array``, which turns 64-bit types on."""
     if not isinstance(array, np.ndarray):
         return array
+    _jax()
     import jax.numpy as jnp
 
     return jnp.asarray(array)

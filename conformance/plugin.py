@@ -131,15 +131,51 @@ def _marks(check, named=None):
     return marks
 
 
+# set where -k left checks out of the parametrization: this run's collection is not the whole suite's
+KEYWORD_FILTERED = pytest.StashKey[bool]()
+
+
+def _keyword_filter(metafunc):
+    """``-k``'s expression as a test of one check's item before pytest makes it, or None (no -k, another
+    parametrization of the same function, or pytest's matcher not where it was). It sees the names pytest's
+    own -k matches the item by (its name, its parents' names and the function's keywords, its markers), so it
+    keeps exactly the checks -k would select, and ``pytest -k torch`` does not make 30000 items only to
+    deselect them (a self-test compares the two on every kind of name)."""
+    expression = metafunc.config.getoption("keyword")
+    if not expression or metafunc.definition.get_closest_marker("parametrize") is not None:
+        return None
+    try:
+        from _pytest.mark import KeywordMatcher
+        from _pytest.mark.expression import Expression
+
+        compiled = Expression.compile(expression)
+        names = frozenset(KeywordMatcher.from_item(metafunc.definition)._names)
+    except Exception:  # a pytest whose private matcher moved: every check is made and -k deselects, as before
+        return None
+    function = metafunc.definition.originalname
+
+    def keeps(check, marks) -> bool:
+        own = {f"{function}[{check.id}]", *(mark.name for mark in marks)}
+        return compiled.evaluate(KeywordMatcher(names | own))
+
+    return keeps
+
+
 def pytest_generate_tests(metafunc):
     for fixture, kind in (("value_check", "value"), ("behaviour_check", "behaviour"), ("gradient_check", "gradient")):
         if fixture not in metafunc.fixturenames:
             continue
         suite = suite_of(metafunc.config)
-        checks = [check for check in suite.checks if check.kind == kind]
         named = {}
-        metafunc.parametrize(fixture, [pytest.param(check, id=check.id, marks=_marks(check, named))
-                                       for check in checks])
+        params = [pytest.param(check, id=check.id, marks=_marks(check, named))
+                  for check in suite.checks if check.kind == kind]
+        keeps = _keyword_filter(metafunc)
+        kept = [param for param in params if keeps(param.values[0], param.marks)] if keeps else params
+        # none kept: all of them, for -k to deselect (an empty parametrization would make a skipped item of its own)
+        if kept and len(kept) < len(params):
+            metafunc.config.stash[KEYWORD_FILTERED] = True
+            params = kept
+        metafunc.parametrize(fixture, params)
 
 
 COLLECTED_KEYS = pytest.StashKey[set]()
@@ -232,6 +268,7 @@ def stale_divergences(config, suite=None) -> list:
 def shipped_suite_collected(config) -> bool:
     """This run collected every test file on the shipped cases and bindings only."""
     return (_whole_suite(config) and not config.getoption("bindings") and COLLECTED_ITEMS in config.stash
+            and not config.stash.get(KEYWORD_FILTERED, False)
             and Path(config.getoption("cases_dir")).resolve() == Path(CASES_DIR).resolve())
 
 

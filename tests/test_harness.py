@@ -268,6 +268,44 @@ def test_a_binding_that_names_no_function_of_the_reference_is_refused(tmp_path, 
             load_bindings([module.stem])
 
 
+def test_a_keyword_selection_makes_only_the_checks_it_selects(tmp_path):
+    """``-k`` is applied while the checks are parametrized (conformance.plugin._keyword_filter), so that a
+    selection does not make every item of the suite only to deselect it. It must keep exactly what pytest's
+    own -k keeps: the same check items as pytest's matcher picks from the whole collection, for expressions on
+    every kind of name an item is matched by (framework words, dtypes, case ids, the test function and its
+    module and directory, markers added with the parameters, case and negation)."""
+    from _pytest.mark import KeywordMatcher
+    from _pytest.mark.expression import Expression
+
+    cases = small_cases_dir(tmp_path, "published.yaml", "behaviour.yaml")
+
+    def collected(*selection):
+        class Keep:
+            items: list = []
+
+            @pytest.hookimpl(trylast=True)
+            def pytest_collection_modifyitems(self, items):
+                Keep.items = list(items)
+
+        run = run_in_process("--collect-only", "-q", f"--cases-dir={cases}", f"--reports-dir={tmp_path}",
+                             *selection, str(ROOT / "tests" / "test_conformance.py"),
+                             str(ROOT / "tests" / "test_gradients.py"), str(ROOT / "tests" / "test_behaviour.py"),
+                             plugins=[Keep()])
+        assert run.returncode in (0, pytest.ExitCode.NO_TESTS_COLLECTED), run.output[-2000:]
+        return Keep.items
+
+    everything = collected()
+    assert len(everything) > 1000
+    for expression in ("torch", "KERAS_torch and not compile", "not tensorflow and float16", "gradient",
+                       "test_behaviour or article1", "xfail and sigmoid", "skip", "tests and bfloat16",
+                       "test_conformance.py and paddle"):
+        matcher = Expression.compile(expression)
+        wanted = sorted(item.nodeid for item in everything if matcher.evaluate(KeywordMatcher.from_item(item)))
+        made = sorted(item.nodeid for item in collected("-k", expression))
+        assert wanted and made == wanted, (expression, len(made), len(wanted),
+                                           sorted(set(made) ^ set(wanted))[:5])
+
+
 def test_a_divergence_matching_nothing_is_stale(suite):
     ghost = divergence_data.Divergence("ghost", ("sigmoid-no_such_case-*",), "a reason long enough", "nowhere")
     stale = dict(divergence_data.stale([ghost, *suite.divergences], [(c.id, c.kind) for c in suite.checks]))

@@ -320,8 +320,8 @@ def loader(cases_dir: str, run_checks_too: bool) -> dict:
 def main(argv: list[str]) -> None:
     params = json.loads(argv[0])
     task = params.pop("task")
-    tasks = {"import": import_seconds, "worker_import": worker_import_seconds, "lm_time": lm_time, "lm_memory": lm_memory, "checks": run_checks,
-             "loader": loader, "inductor_graph": inductor_graph}
+    tasks = {"import": import_seconds, "worker_import": worker_import_seconds, "lm_time": lm_time,
+             "lm_memory": lm_memory, "checks": run_checks, "loader": loader, "inductor_graph": inductor_graph}
     from benchmarks.measure import ANSWER
 
     print(ANSWER + json.dumps(tasks[task](**params)), flush=True)

@@ -149,9 +149,9 @@ def _tf_nn(name, family, forward, reference, reference_gradient, options=None, d
     return Binding(
         id=f"tensorflow:nn.{name}", api=f"tf.nn.{name}", framework="tensorflow", family=family,
         call=_caller(forward), reference=reference, convention=(f"{ref_tf.__name__}.{name}",), dtypes=DTYPES,
-        options=options or {},
-        defaults=defaults or {}, reduce=reduce, requires=("tensorflow",), doc=f"{TF_DOCS}/{name}",
-        notes=notes or {}, gradient=_taped(forward, label_gradient), reference_gradient=reference_gradient,
+        options=options or {}, defaults=defaults or {}, reduce=reduce, requires=("tensorflow",),
+        doc=f"{TF_DOCS}/{name}", notes=notes or {}, gradient=_taped(forward, label_gradient),
+        reference_gradient=reference_gradient,
     )
 
 
@@ -365,8 +365,8 @@ def _function_binding(loss: KerasLoss, from_logits: bool) -> Binding:
 
     return _keras_binding(f"keras.losses.{loss.function_name}", loss, from_logits,
                           _caller(forward, loss.flavour.tensor, loss.flavour.numpy), reference,
-                          loss.convention(), reduce, {n: None for n in names}, gradient=loss.flavour.differentiate(forward),
-                          reference_gradient=reference_gradient)
+                          loss.convention(), reduce, {n: None for n in names},
+                          gradient=loss.flavour.differentiate(forward), reference_gradient=reference_gradient)
 
 
 def _metric_binding(loss: KerasLoss, from_logits: bool, as_called: bool = False) -> Binding:
@@ -422,8 +422,7 @@ def _masked_weights(weights, mask):
 
 
 def _keras_binding(name, loss: KerasLoss, from_logits, call, reference, convention, reduce, options, defaults=None,
-                   notes=None,
-                   gradient=None, reference_gradient=None, as_called=False, as_called_dtypes=None):
+                   notes=None, gradient=None, reference_gradient=None, as_called=False, as_called_dtypes=None):
     """A Keras form's binding. The ``as_called`` form of an object is built with
     no ``dtype``; ``as_called_dtypes`` says what the flavour then computes in
     and returns (Keras 3: its loss objects compute in floatx(), float32,

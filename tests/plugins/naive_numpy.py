@@ -55,7 +55,8 @@ def _log_sigmoid(problem: Problem) -> np.ndarray:
 
 def _binding(name, family, call, reference, options=None):
     return Binding(id=f"numpy:naive.{name}", api=name, framework="numpy", family=family, call=call,
-                   reference=reference, convention=reference.convention, dtypes=DTYPES, options=options or {}, requires=("numpy",),
+                   reference=reference, convention=reference.convention, dtypes=DTYPES, options=options or {},
+                   requires=("numpy",),
                    notes={"gradient": "the naive implementation has no gradient"})
 
 

@@ -290,7 +290,12 @@ def sum_is_sum_of_none(binding: Binding, problem: Problem) -> None:
 
 @tallied
 def mean_is_weighted_sum_over_weights(binding: Binding, problem: Problem, weights: np.ndarray) -> None:
-    """torch's mean with class weights, Keras' mean_with_sample_weight: sum / sum of weights."""
+    """torch's mean with class weights, Keras' mean_with_sample_weight: sum / sum of weights. Not judged where a
+    known divergence leaves an element without a bound because its failure is a non-finite value or a narrower
+    type overflows there (Keras on torch divides a float64 sum in float32: the mean of a loss past float32's
+    range is inf where the sum is finite)."""
+    if not outside_known_regions(binding, problem, (), kinds=("special-values", "dtype")):
+        return
     if "weight" in binding.options:
         options, divisor = {"weight": weights}, np.sum(weights.astype(np.float64)[problem.labels])
         mean_name = "mean"

@@ -537,6 +537,33 @@ def test_each_backend_computes_in_a_worker_of_its_own(backend):
     assert gradient.shape == (1, 3) and np.all(np.isfinite(gradient)) and gradient[0, 1] < 0 < gradient[0, 0]
 
 
+def test_the_opt_in_apple_adapter_loads_and_gives_the_article_number():
+    """The MLX adapter (conformance/frameworks/mlx.py, opt-in until its failures are known divergences) loads
+    through --bindings with its conventions named, gives the article's 0.6657319 on class indices, the same
+    loss on the one-hot row, a float64 result on float64 inputs (mx.array would narrow them unasked) and
+    mx.grad's softmax gradient."""
+    import importlib.util
+
+    from conformance.bindings import Problem, load_bindings
+
+    if importlib.util.find_spec("mlx") is None:
+        pytest.skip("mlx is not installed (pip install -e '.[mlx]' -c constraints.txt)")
+    bindings = load_bindings(["conformance.frameworks.mlx"])
+    sparse, soft = bindings["mlx:nn.losses.cross_entropy"], bindings["mlx:nn.losses.cross_entropy(probabilities)"]
+    logits = np.array([[0.2, 0.1, 0.9]])
+    for dtype in ("float32", "float64"):
+        problem = Problem("sparse_softmax", {"logits": logits.astype(dtype), "labels": np.array([2])}, {}, dtype)
+        got, exact = sparse.call(problem), sparse.reference(problem)
+        assert got.dtype == dtype and np.allclose(got, exact, rtol=2e-6, atol=0), (dtype, got, exact)
+        assert round(float(exact[0]), 7) == 0.6657319
+    one_hot = Problem("softmax", {"logits": logits.astype("float32"), "labels": np.array([[0.0, 0.0, 1.0]],
+                                                                                        "float32")}, {}, "float32")
+    assert np.allclose(soft.call(one_hot), soft.reference(one_hot), rtol=4e-7, atol=0)
+    gradient = sparse.gradient(problem)["logits"]
+    exact_gradient, _ = sparse.reference_gradient(problem)["logits"]
+    assert np.allclose(gradient, np.asarray(exact_gradient, np.float64), rtol=2e-6, atol=0)
+
+
 def test_reports_are_written(tmp_path):
     junit, html = tmp_path / "junit.xml", tmp_path / "report.html"
     cases = small_cases_dir(tmp_path, "published.yaml")

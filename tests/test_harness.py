@@ -398,6 +398,7 @@ def whole_suite_collected(request, tmp_path_factory):
     pytest.param("torch", ("torch:",), id="pt"),
     pytest.param("jax", ("jax:",), id="jx"),
     pytest.param("paddle", ("paddle:",), id="pd"),
+    pytest.param("mlx", ("mlx:",), id="mx"),
 ])
 def test_selection_by_framework_word(word, binding_prefixes, whole_suite_collected):
     ids = whole_suite_collected.selected(word)
@@ -413,6 +414,7 @@ def test_selection_by_framework_word(word, binding_prefixes, whole_suite_collect
     # Paddle's and Keras-on-torch's calls run in worker processes: the test process imports no framework at all
     pytest.param("paddle", ("paddle",), ("tensorflow", "keras", "torch", "jax", "paddle"), id="pd"),
     pytest.param("keras_torch", ("keras", "torch"), ("tensorflow", "keras", "torch", "jax", "paddle"), id="kt"),
+    pytest.param("mlx", ("mlx",), ("tensorflow", "keras", "torch", "jax", "paddle"), id="mx"),
 ])
 def test_selecting_one_framework_imports_no_other(word, requires, others, tmp_path):
     """A fresh interpreter is the point here (imports accumulate); its suite is the published cases only."""
@@ -537,9 +539,8 @@ def test_each_backend_computes_in_a_worker_of_its_own(backend):
     assert gradient.shape == (1, 3) and np.all(np.isfinite(gradient)) and gradient[0, 1] < 0 < gradient[0, 0]
 
 
-def test_the_opt_in_apple_adapter_loads_and_gives_the_article_number():
-    """The MLX adapter (conformance/frameworks/mlx.py, opt-in until its failures are known divergences) loads
-    through --bindings with its conventions named, gives the article's 0.6657319 on class indices, the same
+def test_the_apple_adapter_gives_the_article_number_in_the_dtype_asked():
+    """The MLX adapter (conformance/frameworks/mlx.py) gives the article's 0.6657319 on class indices, the same
     loss on the one-hot row, a float64 result on float64 inputs (mx.array would narrow them unasked) and
     mx.grad's softmax gradient."""
     import importlib.util
@@ -548,7 +549,7 @@ def test_the_opt_in_apple_adapter_loads_and_gives_the_article_number():
 
     if importlib.util.find_spec("mlx") is None:
         pytest.skip("mlx is not installed (pip install -e '.[mlx]' -c constraints.txt)")
-    bindings = load_bindings(["conformance.frameworks.mlx"])
+    bindings = load_bindings()
     sparse, soft = bindings["mlx:nn.losses.cross_entropy"], bindings["mlx:nn.losses.cross_entropy(probabilities)"]
     logits = np.array([[0.2, 0.1, 0.9]])
     for dtype in ("float32", "float64"):

@@ -45,7 +45,7 @@ def _items(outcomes, name, case_id):
 def _short(name: str) -> str:
     """An id without a framework's word, so that -k torch does not select the self-test."""
     project, number = name.rsplit("_", 1)
-    return {"pytorch": "pt", "tensorflow": "tf", "keras": "ks", "optax": "ox"}.get(project, project) + number
+    return {"pytorch": "pt", "tensorflow": "tf", "keras": "ks", "optax": "ox", "mlx": "mx"}.get(project, project) + number
 
 
 @pytest.mark.parametrize("name", [pytest.param(name, id=_short(name)) for name in sorted(BUGS)])

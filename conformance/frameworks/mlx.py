@@ -13,12 +13,10 @@ pinned (reduction='none') and as called. Every dtype MLX has on the CPU (float16
 float64) runs; MLX documents that "the CPU reduces in the dtype of the logits", so half-precision inputs
 are computed in half precision throughout (``computes_in_output_dtype``).
 
-Installed with the ``mlx`` extra (in ``all``). Not yet in the default run: its failures are not yet known
-divergences (the README's "MLX" section gives them, measured). Run it with
-``pytest --bindings conformance.frameworks.mlx -k mlx``; once they are entries it registers through the
-``xent_conformance.bindings`` entry point. MLX imports in tens of milliseconds and computes eagerly (no graph
-to build per shape), so it runs in the test process. ``mx.array`` narrows a float64 ndarray to float32 unless
-it is given ``dtype=mx.float64``; the bindings pass it, as a user computing in float64 must.
+Registered through the ``xent_conformance.bindings`` entry point (pyproject.toml), installed with the ``mlx``
+extra (in ``all``); ``-k mlx`` selects it. MLX imports in tens of milliseconds and computes eagerly (no graph to
+build per shape), so it runs in the test process. ``mx.array`` narrows a float64 ndarray to float32 unless it is
+given ``dtype=mx.float64``; the bindings pass it, as a user computing in float64 must.
 """
 
 from __future__ import annotations

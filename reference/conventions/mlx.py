@@ -39,16 +39,9 @@ def _check_reduction(reduction: str) -> None:
 
 def reduce(values, reduction: str = "none", *, extended=False):
     """``_reduce`` of mlx.nn.losses: 'mean' divides by the number of elements (NaN for none), whatever the
-    weights."""
+    weights (torch's unweighted reduction)."""
     _check_reduction(reduction)
-    values = core.to_work(values)
-    if reduction == "none":
-        return core.finish(values, extended)
-    total = core.total(values)
-    if reduction == "sum":
-        return core.finish(total, extended)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return core.finish(total / core.work(values.size), extended)
+    return ref_torch.reduce(values, reduction, extended=extended)
 
 
 def _weighted(loss, weights):

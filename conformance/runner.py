@@ -121,7 +121,8 @@ def run_value_check(check: Check, require_dtype: bool = True) -> Outcome:
     expected = expected_value(check, computed)
     got = np.asarray(called(check, check.binding.call, problem))
     out_dtype = _output_dtype(got)
-    if check.kind == "value" and require_dtype:  # a behaviour case may pass Python lists or mixed dtypes: it says what it expects
+    # a behaviour case may pass Python lists or mixed dtypes: it says what it expects
+    if check.kind == "value" and require_dtype:
         _require_dtype(check, "its result", out_dtype, check.binding.result_dtype_for(check.dtype))
     scale = output_scale(check.binding, computed, expected)
     return _judge(check, check.id, expected, got, scale, out_dtype)

@@ -103,7 +103,8 @@ def cross_entropy_gradient(logits, targets, weights=None, axis=-1, label_smoothi
     from reference import gradients
 
     a = cross_entropy_coefficients(logits, targets, axis, label_smoothing)
-    factor = core.work(1) if reduction != "mean" else core.work(1) / core.work(max(np.size(a) // np.shape(a)[axis], 1))
+    targets_count = np.size(a) // np.shape(a)[axis]
+    factor = core.work(1) if reduction != "mean" else core.work(1) / core.work(max(targets_count, 1))
     if weights is not None:
         factor = factor * np.expand_dims(core.to_work(weights), axis)
     return gradients.softmax_family(logits, core.mul0(a, factor), axis=axis)
@@ -132,25 +133,15 @@ def binary_cross_entropy(inputs, targets, weights=None, with_logits=True, reduct
 
 
 def binary_cross_entropy_gradient(inputs, targets, weights=None, with_logits=True, reduction="mean"):
-    """(gradient, scale) of binary_cross_entropy by its inputs (flat where a log term is clamped)."""
-    from reference import gradients
-
-    z = core.to_work(targets)
-    factor = core.work(1) if reduction != "mean" else core.work(1) / core.work(max(np.size(z), 1))
-    if weights is not None:
-        factor = factor * core.to_work(weights)
+    """(gradient, scale) of binary_cross_entropy by its inputs: torch's, whose formulas, elementwise weights and
+    mean over every element MLX shares (flat where a log term is clamped)."""
     if with_logits:
-        return gradients.softplus_pair(inputs, factor * z, factor * (1 - z))
-    p = core.to_work(inputs)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        active_positive = np.log(p) > LOG_CLAMP
-        active_negative = np.log1p(-p) > LOG_CLAMP
-    return gradients.log_pair(p, factor * z, factor * (1 - z), active_positive, active_negative)
+        return ref_torch.binary_cross_entropy_with_logits_gradient(inputs, targets, weights, reduction)
+    return ref_torch.binary_cross_entropy_gradient(inputs, targets, weights, reduction)
 
 
 def reduce_scales(values, weights=None, reduction="none"):
     """Each element's rounding scale (or value) carried through the weights and the reduction (for the
-    tolerance model)."""
-    bound = core.work(1) if weights is None else max(core.work(1), np.max(np.abs(core.to_work(weights)),
-                                                                           initial=core.work(0)))
-    return reduce(core.to_work(values) * bound, reduction, extended=True)
+    tolerance model): torch's for its elementwise losses, whose unweighted mean MLX shares."""
+    _check_reduction(reduction)
+    return ref_torch.reduce_elementwise_scales(values, weights, reduction=reduction)

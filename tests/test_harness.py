@@ -409,11 +409,12 @@ def test_selection_by_framework_word(word, binding_prefixes, whole_suite_collect
 
 
 @pytest.mark.parametrize("word, requires, others", [
-    pytest.param("torch", ("torch",), ("tensorflow", "keras", "jax"), id="pt"),
-    pytest.param("jax", ("jax",), ("tensorflow", "keras", "torch"), id="jx"),
+    pytest.param("torch", ("torch",), ("tensorflow", "keras", "jax", "mlx"), id="pt"),
+    pytest.param("jax", ("jax",), ("tensorflow", "keras", "torch", "mlx"), id="jx"),
     # Paddle's and Keras-on-torch's calls run in worker processes: the test process imports no framework at all
-    pytest.param("paddle", ("paddle",), ("tensorflow", "keras", "torch", "jax", "paddle"), id="pd"),
-    pytest.param("keras_torch", ("keras", "torch"), ("tensorflow", "keras", "torch", "jax", "paddle"), id="kt"),
+    pytest.param("paddle", ("paddle",), ("tensorflow", "keras", "torch", "jax", "paddle", "mlx"), id="pd"),
+    pytest.param("keras_torch", ("keras", "torch"), ("tensorflow", "keras", "torch", "jax", "paddle", "mlx"),
+                 id="kt"),
     pytest.param("mlx", ("mlx",), ("tensorflow", "keras", "torch", "jax", "paddle"), id="mx"),
 ])
 def test_selecting_one_framework_imports_no_other(word, requires, others, tmp_path):

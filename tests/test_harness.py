@@ -566,6 +566,42 @@ def test_the_apple_adapter_gives_the_article_number_in_the_dtype_asked():
     assert np.allclose(gradient, np.asarray(exact_gradient, np.float64), rtol=2e-6, atol=0)
 
 
+def test_the_opt_in_kernel_compiler_adapter_gives_the_article_number_in_the_dtype_asked():
+    """The tinygrad adapter (conformance/frameworks/tinygrad.py, not in the default run): the article's 0.6657319
+    from Tensor.sparse_categorical_crossentropy (class axis last) and Tensor.cross_entropy (class axis 1, where
+    the case's last axis moves) in float32 and float64, a 0-d target of a 1-D input kept 0-d, and
+    Tensor.gradient's softmax gradient in the case's layout."""
+    import importlib.util
+
+    from conformance.bindings import Problem, load_bindings
+
+    if importlib.util.find_spec("tinygrad") is None:
+        pytest.skip("tinygrad is not installed (pip install -e '.[tinygrad]' -c constraints.txt)")
+    from conformance.frameworks import tinygrad as adapter
+
+    if adapter.clang_missing():
+        pytest.skip(adapter.clang_missing())
+    bindings = load_bindings(["conformance.frameworks.tinygrad"])
+    logits = np.array([[[0.2, 0.5], [0.1, 0.0], [0.9, 0.0]]])  # (batch 1, classes 3, 2 positions), axis 1
+    labels = np.array([[2, 0]])
+    for binding_id in ("tinygrad:Tensor.sparse_categorical_crossentropy", "tinygrad:Tensor.cross_entropy"):
+        binding = bindings[binding_id]
+        for dtype in ("float32", "float64"):
+            problem = Problem("sparse_softmax", {"logits": logits.astype(dtype), "labels": labels},
+                              {"axis": 1, "reduction": "none"}, dtype)
+            got, exact = binding.call(problem), binding.reference(problem)
+            assert got.dtype == dtype and got.shape == (1, 2), (binding_id, got)
+            assert np.allclose(got, np.asarray(exact, np.float64), rtol=2e-6, atol=0), (binding_id, dtype, got)
+            assert round(float(exact[0, 0]), 7) == 0.6657319
+        gradient = binding.gradient(problem)["logits"]
+        exact_gradient, _ = binding.reference_gradient(problem)["logits"]
+        assert gradient.shape == logits.shape
+        assert np.allclose(gradient, np.asarray(exact_gradient, np.float64), rtol=2e-6, atol=1e-15)
+    unbatched = Problem("sparse_softmax", {"logits": np.array([0.2, 0.1, 0.9], "float32"), "labels": np.array(2)},
+                        {"reduction": "none"}, "float32")
+    assert bindings["tinygrad:Tensor.cross_entropy"].call(unbatched).shape == ()
+
+
 def test_reports_are_written(tmp_path):
     junit, html = tmp_path / "junit.xml", tmp_path / "report.html"
     cases = small_cases_dir(tmp_path, "published.yaml")

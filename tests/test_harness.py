@@ -399,6 +399,7 @@ def whole_suite_collected(request, tmp_path_factory):
     pytest.param("jax", ("jax:",), id="jx"),
     pytest.param("paddle", ("paddle:",), id="pd"),
     pytest.param("mlx", ("mlx:",), id="mx"),
+    pytest.param("tinygrad", ("tinygrad:",), id="tg"),
 ])
 def test_selection_by_framework_word(word, binding_prefixes, whole_suite_collected):
     ids = whole_suite_collected.selected(word)
@@ -409,13 +410,15 @@ def test_selection_by_framework_word(word, binding_prefixes, whole_suite_collect
 
 
 @pytest.mark.parametrize("word, requires, others", [
-    pytest.param("torch", ("torch",), ("tensorflow", "keras", "jax", "mlx"), id="pt"),
-    pytest.param("jax", ("jax",), ("tensorflow", "keras", "torch", "mlx"), id="jx"),
+    pytest.param("torch", ("torch",), ("tensorflow", "keras", "jax", "mlx", "tinygrad"), id="pt"),
+    pytest.param("jax", ("jax",), ("tensorflow", "keras", "torch", "mlx", "tinygrad"), id="jx"),
     # Paddle's and Keras-on-torch's calls run in worker processes: the test process imports no framework at all
-    pytest.param("paddle", ("paddle",), ("tensorflow", "keras", "torch", "jax", "paddle", "mlx"), id="pd"),
-    pytest.param("keras_torch", ("keras", "torch"), ("tensorflow", "keras", "torch", "jax", "paddle", "mlx"),
-                 id="kt"),
-    pytest.param("mlx", ("mlx",), ("tensorflow", "keras", "torch", "jax", "paddle"), id="mx"),
+    pytest.param("paddle", ("paddle",), ("tensorflow", "keras", "torch", "jax", "paddle", "mlx", "tinygrad"),
+                 id="pd"),
+    pytest.param("keras_torch", ("keras", "torch"),
+                 ("tensorflow", "keras", "torch", "jax", "paddle", "mlx", "tinygrad"), id="kt"),
+    pytest.param("mlx", ("mlx",), ("tensorflow", "keras", "torch", "jax", "paddle", "tinygrad"), id="mx"),
+    pytest.param("tinygrad", ("tinygrad",), ("tensorflow", "keras", "torch", "jax", "paddle", "mlx"), id="tg"),
 ])
 def test_selecting_one_framework_imports_no_other(word, requires, others, tmp_path):
     """A fresh interpreter is the point here (imports accumulate); its suite is the published cases only."""
@@ -566,14 +569,14 @@ def test_the_apple_adapter_gives_the_article_number_in_the_dtype_asked():
     assert np.allclose(gradient, np.asarray(exact_gradient, np.float64), rtol=2e-6, atol=0)
 
 
-def test_the_opt_in_kernel_compiler_adapter_gives_the_article_number_in_the_dtype_asked():
-    """The tinygrad adapter (conformance/frameworks/tinygrad.py, not in the default run): the article's 0.6657319
-    from Tensor.sparse_categorical_crossentropy (class axis last) and Tensor.cross_entropy (class axis 1, where
-    the case's last axis moves) in float32 and float64, a 0-d target of a 1-D input kept 0-d, and
-    Tensor.gradient's softmax gradient in the case's layout."""
+def test_the_kernel_compiler_adapter_gives_the_article_number_in_the_dtype_asked():
+    """The tinygrad adapter (conformance/frameworks/tinygrad.py), in its pinned forms, which the default run leaves
+    to XENT_TINYGRAD=full: the article's 0.6657319 from Tensor.sparse_categorical_crossentropy (class axis last)
+    and Tensor.cross_entropy (class axis 1, where the case's last axis moves) in float32 and float64, a 0-d
+    target of a 1-D input kept 0-d, and Tensor.gradient's softmax gradient in the case's layout."""
     import importlib.util
 
-    from conformance.bindings import Problem, load_bindings
+    from conformance.bindings import Problem
 
     if importlib.util.find_spec("tinygrad") is None:
         pytest.skip("tinygrad is not installed (pip install -e '.[tinygrad]' -c constraints.txt)")
@@ -581,7 +584,7 @@ def test_the_opt_in_kernel_compiler_adapter_gives_the_article_number_in_the_dtyp
 
     if adapter.clang_missing():
         pytest.skip(adapter.clang_missing())
-    bindings = load_bindings(["conformance.frameworks.tinygrad"])
+    bindings = {binding.id: binding for binding in adapter.EVERY_FORM}  # the pinned forms too (XENT_TINYGRAD=full)
     logits = np.array([[[0.2, 0.5], [0.1, 0.0], [0.9, 0.0]]])  # (batch 1, classes 3, 2 positions), axis 1
     labels = np.array([[2, 0]])
     for binding_id in ("tinygrad:Tensor.sparse_categorical_crossentropy", "tinygrad:Tensor.cross_entropy"):

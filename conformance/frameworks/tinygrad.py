@@ -218,18 +218,17 @@ for _reference, _name in ((reference_sparse, "sparse_categorical_crossentropy"),
     _reference.convention = (f"{ref.__name__}.{_name}",)
 
 
-def _binding(label, method, family, forward, reference, reference_gradient, reduce, options, *, last, as_called,
-             axis=True):
+def _binding(label, method, family, forward, reference, reference_gradient, reduce, options, *, last, as_called):
     option_map = {name: None for name in options if name != "reduction"}
     option_map["reduction"] = REDUCTIONS
-    if axis and family_of(family).softmax:
+    if family_of(family).softmax:
         option_map["axis"] = None
+    if as_called:
+        label = label[:-1] + f",{AS_CALLED})" if label.endswith(")") else f"{label}({AS_CALLED})"
     api = f"tinygrad.Tensor.{method}"
     where = f"(documented signature: {DOCS})"
     return TinygradBinding(
-        id=f"tinygrad:{label}" + (f"({AS_CALLED})" if as_called and not label.endswith(")") else "")
-        if not (as_called and label.endswith(")")) else f"tinygrad:{label[:-1]},{AS_CALLED})",
-        api=api, framework="tinygrad", family=family, call=_caller(forward, last), reference=reference,
+        id=f"tinygrad:{label}", api=api, framework="tinygrad", family=family, call=_caller(forward, last), reference=reference,
         convention=reference.convention, reduce=reduce, dtypes=DTYPES, options=option_map,
         defaults={} if as_called else UNREDUCED, markers=(AS_CALLED,) if as_called else (),
         requires=("tinygrad",), doc=DOCS,

@@ -195,6 +195,12 @@ class Binding:
     # work that can be done ahead, in another process, to make the checks' calls cheap: a call whose
     # framework caches what it builds on disk (torch.compile's graphs); see conformance.prepare
     prepare: Callable[[Problem], Any] | None = None
+    # dtypes of ``dtypes`` this run leaves out by choice, and how to run them (an environment switch, for a
+    # framework whose every check costs more than its place in the default run allows): their checks skip with
+    # ``left_out_reason`` and count as checks that run when a known divergence's patterns are judged stale, so
+    # an entry measured with the switch on stays live without it
+    left_out_dtypes: frozenset = frozenset()
+    left_out_reason: str = ""
 
     def version_modules(self) -> tuple[str, ...]:
         return self.versions_of or tuple(module.split(".")[0] for module in self.requires)
@@ -221,6 +227,11 @@ class Binding:
             return None
         return self.notes.get(name, f"{self.api} does not take {name}={value!r} (takes "
                                     f"{sorted(map(str, allowed))}){where}")
+
+    def left_out(self, dtype: str | None = None) -> str | None:
+        """Why this run leaves ``dtype`` (None: every declared dtype) out by choice, or None."""
+        wanted = self.dtypes if dtype is None else {dtype}
+        return self.left_out_reason if wanted and set(wanted) <= set(self.left_out_dtypes) else None
 
     def missing_requirement(self) -> str | None:
         """Why this binding's framework cannot run here, or None."""

@@ -93,6 +93,9 @@ def describe(pattern: str, cases_dir: Path | None = None, baseline_path: Path = 
     for name in binding.convention:
         lines.append(_wrap(f"{name.rpartition('.')[2]}: {_convention_text(convention_function(name))}"))
     lines.append(f"  dtypes: {', '.join(sorted(binding.dtypes))}")
+    left_out = sorted(dtype for dtype in binding.dtypes if binding.left_out(dtype))
+    if left_out:
+        lines.append(_wrap(f"left out of this run: {', '.join(left_out)}: {binding.left_out_reason}", "  "))
     for label, value in (("compute dtype", binding.compute_dtype), ("result dtype", binding.result_dtype)):
         if value:
             lines.append(f"  {label}: {value}")

@@ -52,9 +52,11 @@ class Suite:
 
     def stale_divergences(self):
         """(entry, patterns) for the patterns that match no check that runs: a check skipped by its binding's
-        declaration never runs, while one skipped for a framework that is not installed would, with it."""
+        declaration never runs, while one skipped for a framework that is not installed would, with it, and one
+        its binding leaves out of this run by choice would, with the switch its reason names."""
         runs = [(check.id, check.kind) for check in self.checks
-                if check.skip is None or check.skip == check.binding.missing_requirement()]
+                if check.skip is None or check.skip in (check.binding.missing_requirement(),
+                                                        check.binding.left_out(check.dtype))]
         return divergence_data.stale(self.divergences, runs)
 
 
@@ -103,6 +105,9 @@ def skip_reason(case: Case, binding: Binding, dtype: str, behaviour: bool = Fals
         return missing
     if dtype not in binding.dtypes:
         return binding.notes.get(dtype, f"{binding.api} does not support {dtype} (declared in its binding)")
+    left_out = binding.left_out(dtype)
+    if left_out:
+        return left_out
     for name, value in case.options.items():
         reason = binding.unsupported_option(name, value if not hasattr(value, "shape") else "<array>",
                                             any_value=behaviour)

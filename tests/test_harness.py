@@ -332,6 +332,31 @@ def test_a_pattern_matching_only_checks_that_never_run_is_stale(suite, monkeypat
     assert stale == {entry: (never_run,)}
 
 
+def test_a_dtype_left_out_by_a_switch_skips_with_it_and_keeps_its_entries_live(suite):
+    """A framework too costly to check in every dtype by default leaves some out behind a switch: their checks
+    skip with the switch's text, and an entry measured with it on is not stale in a run without it."""
+    binding_id = "torch:nn.functional.binary_cross_entropy_with_logits"
+    reason = "SOME_SWITCH=full runs it"
+    left_out = dataclasses.replace(suite.bindings[binding_id], left_out_dtypes=frozenset({"float16"}),
+                                   left_out_reason=reason)
+    assert left_out.left_out("float16") == reason and left_out.left_out("float32") is None
+    assert left_out.left_out() is None  # not every dtype
+    checks = suite_module.generate(suite.cases, {binding_id: left_out}, ())
+    by_dtype = {}
+    for check in checks:
+        by_dtype.setdefault(check.dtype, set()).add(check.skip)
+    assert by_dtype["float16"] == {reason}
+    assert reason not in by_dtype["float32"]
+    pattern = f"sigmoid-article0_sigmoid_rows-{binding_id}-float16"
+    assert any(check.id == pattern for check in checks), "the example must exist"
+    entry = divergence_data.Divergence("switched", (pattern,), "a reason long enough", "nowhere")
+    assert suite_module.Suite(suite.cases, {binding_id: left_out}, tuple(checks), (entry,)).stale_divergences() == []
+    declared_away = dataclasses.replace(left_out, dtypes=left_out.dtypes - {"float16"})  # not declared: never runs
+    checks = suite_module.generate(suite.cases, {binding_id: declared_away}, ())
+    stale = suite_module.Suite(suite.cases, {binding_id: declared_away}, tuple(checks), (entry,)).stale_divergences()
+    assert stale == [(entry, (pattern,))]
+
+
 def test_no_shipped_divergence_is_stale(whole_suite_collected):
     assert [(entry.id, patterns) for entry, patterns in whole_suite_collected.stale] == []
 

@@ -46,9 +46,9 @@ def _cases(select, dtypes=INVARIANT_DTYPES):
     return pytest.mark.parametrize("binding_id, dtype", pairs, ids=_ids(pairs))
 
 
-def _binding(binding_id):
+def _binding(binding_id, dtype=None):
     binding = BINDINGS[binding_id]
-    missing = binding.missing_requirement() or binding.notes.get("properties")
+    missing = binding.missing_requirement() or binding.left_out(dtype) or binding.notes.get("properties")
     if missing:
         pytest.skip(missing)
     return binding
@@ -80,14 +80,14 @@ def _class_logits(binding):
 @_cases(lambda binding: True, DTYPES)
 @given(data=st.data())
 def test_agrees_with_reference(binding_id, dtype, data):
-    binding = _binding(binding_id)
+    binding = _binding(binding_id, dtype)
     properties.agrees_with_reference(binding, data.draw(_problems(binding, dtype)))
 
 
 @_cases(_class_logits)
 @given(data=st.data())
 def test_shift_invariance(binding_id, dtype, data):
-    binding = _binding(binding_id)
+    binding = _binding(binding_id, dtype)
     problem = data.draw(_class_problems(binding, dtype, data.draw(st.sampled_from(["ordinary", "ties"]))))
     shift = data.draw(st.integers(-16, 16))
     properties.shift_invariant(binding, problem, shift)
@@ -96,7 +96,7 @@ def test_shift_invariance(binding_id, dtype, data):
 @_cases(_class_logits)
 @given(data=st.data())
 def test_permutation_equivariance(binding_id, dtype, data):
-    binding = _binding(binding_id)
+    binding = _binding(binding_id, dtype)
     problem = data.draw(_class_problems(binding, dtype))
     permutation = np.asarray(data.draw(st.permutations(range(problem.inputs["logits"].shape[-1]))))
     properties.permutation_equivariant(binding, problem, permutation)
@@ -122,7 +122,7 @@ SPARSE_DENSE = [
 @_pair_cases(SPARSE_DENSE)
 @given(data=st.data())
 def test_sparse_equals_one_hot(first_id, second_id, dtype, data):
-    sparse, dense = _binding(first_id), _binding(second_id)
+    sparse, dense = _binding(first_id, dtype), _binding(second_id, dtype)
     properties.sparse_equals_dense(sparse, dense, data.draw(_class_problems(sparse, dtype, None, dense)))
 
 
@@ -142,7 +142,7 @@ SIGMOID_SOFTMAX = [
 @_pair_cases(SIGMOID_SOFTMAX)
 @given(data=st.data())
 def test_sigmoid_is_two_class_softmax(first_id, second_id, dtype, data):
-    sigmoid, softmax = _binding(first_id), _binding(second_id)
+    sigmoid, softmax = _binding(first_id, dtype), _binding(second_id, dtype)
     problem = data.draw(strategies.sigmoid_problems(dtype, shapes=_shapes(sigmoid, softmax)))
     properties.sigmoid_is_two_class_softmax(sigmoid, softmax, problem)
 
@@ -161,7 +161,7 @@ def _smoothing_partner(binding):
 @_cases(lambda binding: "label_smoothing" in binding.options and not binding.opt_in)
 @given(data=st.data())
 def test_label_smoothing_is_a_mix(binding_id, dtype, data):
-    binding = _binding(binding_id)
+    binding = _binding(binding_id, dtype)
     problem = data.draw(_problems(binding, dtype))
     smoothing = data.draw(st.sampled_from(binding.property_label_smoothing))
     properties.label_smoothing_mixes(binding, problem, smoothing, _smoothing_partner(binding))
@@ -180,7 +180,7 @@ FOCAL_PLAIN = [
 @_pair_cases(FOCAL_PLAIN)
 @given(data=st.data())
 def test_focal_with_gamma_zero_is_plain(first_id, second_id, dtype, data):
-    focal, plain = _binding(first_id), _binding(second_id)
+    focal, plain = _binding(first_id, dtype), _binding(second_id, dtype)
     properties.focal_without_focus_is_plain(focal, plain, data.draw(_problems(focal, dtype, plain)))
 
 
@@ -192,7 +192,7 @@ def _reduces(binding):
 @_cases(_reduces)
 @given(data=st.data())
 def test_sum_is_the_sum_of_none(binding_id, dtype, data):
-    binding = _binding(binding_id)
+    binding = _binding(binding_id, dtype)
     properties.sum_is_sum_of_none(binding, data.draw(_problems(binding, dtype)))
 
 
@@ -207,7 +207,7 @@ def _weighted_mean(binding):
 @_cases(_weighted_mean)
 @given(data=st.data())
 def test_mean_is_weighted_sum_over_weights(binding_id, dtype, data):
-    binding = _binding(binding_id)
+    binding = _binding(binding_id, dtype)
     problem = data.draw(_problems(binding, dtype))
     prediction = problem.inputs["logits" if "logits" in problem.inputs else "probs"]
     if "weight" in binding.options:
@@ -227,26 +227,26 @@ def test_mean_is_weighted_sum_over_weights(binding_id, dtype, data):
 @_cases(lambda binding: True)
 @given(data=st.data())
 def test_non_negative(binding_id, dtype, data):
-    binding = _binding(binding_id)
+    binding = _binding(binding_id, dtype)
     properties.non_negative(binding, data.draw(_problems(binding, dtype)))
 
 
 @_cases(lambda binding: True)
 @given(data=st.data())
 def test_finite_where_the_loss_is(binding_id, dtype, data):
-    binding = _binding(binding_id)
+    binding = _binding(binding_id, dtype)
     properties.finite_where_the_loss_is(binding, data.draw(_problems(binding, dtype)))
 
 
 @_cases(lambda binding: _class_logits(binding) and "gamma" not in binding.options)
 @given(data=st.data())
 def test_at_least_minus_log_max_probability(binding_id, dtype, data):
-    binding = _binding(binding_id)
+    binding = _binding(binding_id, dtype)
     properties.at_least_minus_log_max_probability(binding, data.draw(_class_problems(binding, dtype)))
 
 
 @_cases(lambda binding: _class_logits(binding) and binding.gradient is not None)
 @given(data=st.data())
 def test_gradient_sums_to_zero(binding_id, dtype, data):
-    binding = _binding(binding_id)
+    binding = _binding(binding_id, dtype)
     properties.gradient_sums_to_zero(binding, data.draw(_class_problems(binding, dtype)))

@@ -148,14 +148,25 @@ def test_sigmoid_is_two_class_softmax(first_id, second_id, dtype, data):
 
 
 def _smoothing_partner(binding):
-    """The binding computing the loss on uniform labels: itself, or the same API's
-    soft-label form for class indices (torch's probability targets, Paddle's soft_label)."""
+    """The binding computing the loss on uniform labels: itself, or for class indices the same API's soft-label
+    form (torch's probability targets, Paddle's soft_label), else its framework's one loss on probabilities
+    (tinygrad's cross_entropy for its sparse_categorical_crossentropy); never the class-index binding itself."""
     if not family_of(binding.family).indices:
         return binding
     label = binding.id.replace("(log_softmax)", "")
-    candidates = (label + "(probability_targets)", label + "(soft_label=True)",
-                  label.replace("(", "(soft_label=True,", 1))
-    return BINDINGS[next(candidate for candidate in candidates if candidate in BINDINGS)]
+    candidates = [label + "(probability_targets)", label + "(soft_label=True)"]
+    if "(" in label:
+        candidates.append(label.replace("(", "(soft_label=True,", 1))
+    for candidate in candidates:
+        if candidate in BINDINGS:
+            return BINDINGS[candidate]
+    soft_family = {"sparse_softmax": "softmax", "sparse_categorical_probs": "categorical_probs"}[binding.family]
+    others = [other for other in BINDINGS.values() if other.framework == binding.framework
+              and other.family == soft_family]
+    if len(others) != 1:
+        raise LookupError(f"{binding.id}: no binding of {binding.framework} computes its loss on uniform labels "
+                          f"(found {[other.id for other in others]})")
+    return others[0]
 
 
 @_cases(lambda binding: "label_smoothing" in binding.options and not binding.opt_in)

@@ -232,6 +232,10 @@ def sigmoid_is_two_class_softmax(sigmoid: Binding, softmax: Binding, problem: Pr
               f"{first.astype(float)} and {second.astype(float)}")
 
 
+# the family of the same loss on probability labels, for a family of class indices
+SOFT_LABEL_FAMILY = {"sparse_softmax": "softmax", "sparse_categorical_probs": "categorical_probs"}
+
+
 @tallied
 def label_smoothing_mixes(binding: Binding, problem: Problem, smoothing: float, uniform_binding: Binding) -> None:
     """L with smoothing e = (1 - e) L(labels) + e L(uniform labels)."""
@@ -241,8 +245,7 @@ def label_smoothing_mixes(binding: Binding, problem: Problem, smoothing: float, 
     shape = problem.inputs[_prediction_name(problem)].shape
     value = 0.5 if family_of(problem.family).elementwise else 1.0 / shape[-1]
     uniform_labels = round_to(np.full(shape, value), problem.dtype)
-    family = {"sparse_softmax": "softmax", "sparse_categorical_probs": "categorical_probs"}.get(problem.family,
-                                                                                                problem.family)
+    family = SOFT_LABEL_FAMILY.get(problem.family, problem.family)
     uniform_problem = _with(problem, family=family, inputs={"labels": uniform_labels})
     uniform, allowed_uniform, _ = run(uniform_binding, uniform_problem, in_regions=True)
     e = core.work(smoothing)

@@ -160,7 +160,7 @@ def _smoothing_partner(binding):
     for candidate in candidates:
         if candidate in BINDINGS:
             return BINDINGS[candidate]
-    soft_family = {"sparse_softmax": "softmax", "sparse_categorical_probs": "categorical_probs"}[binding.family]
+    soft_family = properties.SOFT_LABEL_FAMILY[binding.family]
     others = [other for other in BINDINGS.values() if other.framework == binding.framework
               and other.family == soft_family]
     if len(others) != 1:

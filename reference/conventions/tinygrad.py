@@ -7,8 +7,8 @@
   a target equal to ``ignore_index`` costs 0 and leaves the mean's divisor, **except that the default -1 turns
   the mask off** (``Y.ne(ignore_index) if ignore_index != -1 else`` all kept). 'mean' divides the sum by the
   number of kept targets. Class indices must lie in [0, C): tinygrad checks none (an index outside selects no
-  class through its one-hot row, a finite loss and no error; measured, not yet a behaviour entry: the behaviour
-  items run on the pinned forms, which only ``XENT_TINYGRAD=full`` runs).
+  class through its one-hot row, a finite loss and no error; ``cases/behaviour.yaml`` pins it for the pinned
+  forms, whose behaviour items ``XENT_TINYGRAD=full`` runs).
 * ``Tensor.cross_entropy(Y, reduction='mean', label_smoothing=0.0)``: torch's ``cross_entropy`` without class
   weights or ``ignore_index``, class axis 1 (0 for a 1-D input); ``Y`` class indices (the logits' shape
   without that axis) or probabilities (the logits' shape); ``Y = (1 - e) Y + e / C``, then

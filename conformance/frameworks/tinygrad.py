@@ -57,7 +57,13 @@ PROPERTY_SHAPES = PropertyShapes(sizes=(1, 2, 5))
 @functools.cache
 def _tinygrad():
     import tinygrad
+    from tinygrad.helpers import DEV
 
+    # The losses build constants (the one-hot rows' arange) on tinygrad's default device, which tinygrad picks by
+    # trying every runtime it ships (1.3 s on the 2-core machine) and which is METAL on a Mac or a GPU where one
+    # is found: the checks run on the CPU device, so that is the default unless the user's DEV names another.
+    if not os.environ.get("DEV"):
+        DEV.value = "CPU"
     return tinygrad
 
 

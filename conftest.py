@@ -10,6 +10,7 @@ Profiles (choose with ``--hypothesis-profile NAME``):
 
 import os
 
+import pytest
 from hypothesis import HealthCheck, settings
 
 pytest_plugins = ["conformance.plugin"]
@@ -21,3 +22,23 @@ settings.register_profile("ci", derandomize=True, max_examples=10, **_COMMON)
 settings.register_profile("dev", max_examples=10, **_COMMON)
 settings.register_profile("thorough", max_examples=400, **_COMMON)
 settings.load_profile("ci" if os.environ.get("CI", "").lower() in ("1", "true", "yes") else "dev")
+
+
+SELECTION_TEST = "test_selecting_one_framework_imports_no_other"
+_SELECTION_MODULE = pytest.StashKey()
+
+
+def pytest_collection_finish(session):
+    """The import-isolation self-test's children start as soon as the run knows it has them (see
+    tests/test_harness.py, SelectionChildren)."""
+    for item in session.items:
+        if getattr(item, "originalname", "") == SELECTION_TEST:
+            session.stash[_SELECTION_MODULE] = item.module
+            item.module.start_selection_children(session)
+            return
+
+
+def pytest_sessionfinish(session):
+    module = session.stash.get(_SELECTION_MODULE, None)
+    if module is not None:
+        module.stop_selection_children(session)

@@ -448,11 +448,16 @@ SELECTIONS = [
 ]
 
 
-def _selection_child(word, others, directory):
+# niceness of the selection children: they start when collection ends and must not slow the run's own items
+SELECTION_CHILD_NICENESS = 10
+
+
+def _selection_child_command(word, others, directory):
     """A fresh interpreter is the point here (imports accumulate); its suite is the published cases only."""
     cases = small_cases_dir(directory, "published.yaml")
     script = (
-        "import sys, pytest\n"
+        "import os, sys, pytest\n"
+        f"if hasattr(os, 'nice'): os.nice({SELECTION_CHILD_NICENESS})\n"
         # one dtype: what a framework imports does not depend on it, and torch's compiled forms build a graph
         # for each dtype in this fresh process
         f"code = pytest.main(['-o', 'addopts=', '-p', 'no:cacheprovider', '-q', '-k', '{word} and article3 and float32',"
@@ -460,35 +465,92 @@ def _selection_child(word, others, directory):
         f"print('IMPORTED', sorted(m for m in {others!r} if m in sys.modules))\n"
         "sys.exit(code)\n"
     )
-    return subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    return [sys.executable, "-c", script]
+
+
+class SelectionChildren:
+    """The children of the selections a session runs, submitted together and run two at a time: each is a fresh
+    interpreter that the test process only waits for, so they overlap on the machine's cores instead of queueing.
+    A plain run submits them when its collection ends (:func:`start_selection_children`, called by conftest.py),
+    at a lower priority: with warm caches the run's items leave a core idle, and they run there (they took 24 s of
+    waiting in the test's first item when they started with it); an xdist worker collects every item but runs only
+    some, so there each child starts when its item runs."""
+
+    TIMEOUT = 300
+
+    def __init__(self, tmp_path_factory):
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.tmp_path_factory = tmp_path_factory
+        self.pool = ThreadPoolExecutor(max_workers=2)
+        self.children = {}
+        self.processes = []
+        self.closed = False
+
+    def _run(self, command):
+        if self.closed:
+            raise RuntimeError("the session ended before this child started")
+        process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.processes.append(process)
+        try:
+            stdout, stderr = process.communicate(timeout=self.TIMEOUT)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            stdout, stderr = process.communicate()
+            stderr += f"\n(killed after {self.TIMEOUT} s)"
+        return subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
+
+    def start(self, param_id):
+        import importlib.util
+
+        if param_id not in self.children:
+            word, requires, others = next(param.values for param in SELECTIONS if param.id == param_id)
+            missing = [module for module in requires if importlib.util.find_spec(module) is None]  # not imported
+            self.children[param_id] = (
+                f"{', '.join(missing)} not installed: nothing to select" if missing else self.pool.submit(
+                    self._run, _selection_child_command(word, others, self.tmp_path_factory.mktemp(f"select_{word}"))))
+        return self.children[param_id]
+
+    def close(self):
+        """Ends the children still running (a run stopped early does not wait for them)."""
+        self.closed = True
+        for process in self.processes:
+            if process.poll() is None:
+                process.kill()
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+
+_SESSION_CHILDREN: dict = {}
+
+
+def start_selection_children(session, tmp_path_factory=None):
+    """The session's children, the first call submitting those of every selection item it runs (conftest.py
+    calls it when collection ends); an xdist worker collects every item but runs only some, so there each child
+    starts when its item asks for it."""
+    children = _SESSION_CHILDREN.get(id(session))
+    if children is None:
+        factory = tmp_path_factory or getattr(session.config, "_tmp_path_factory", None)
+        if factory is None:
+            return None
+        children = _SESSION_CHILDREN[id(session)] = SelectionChildren(factory)
+        if "PYTEST_XDIST_WORKER" not in os.environ:
+            for item in session.items:
+                if getattr(item, "originalname", "") == "test_selecting_one_framework_imports_no_other":
+                    children.start(item.callspec.id)
+    return children
+
+
+def stop_selection_children(session) -> None:
+    """Ends a session's children that no item waited for (a run stopped or deselected before them)."""
+    children = _SESSION_CHILDREN.pop(id(session), None)
+    if children is not None:
+        children.close()
 
 
 @pytest.fixture(scope="module")
 def selection_children(request, tmp_path_factory):
-    """The children of the selections this session runs, all submitted when the first of them runs and run two
-    at a time: each is a fresh interpreter that the test process only waits for, so they overlap on the
-    machine's cores instead of queueing (about 30 s of waiting one after another on the 2-core machine)."""
-    import importlib.util
-    from concurrent.futures import ThreadPoolExecutor
-
-    pool = ThreadPoolExecutor(max_workers=2)
-    children = {}
-
-    def start(param_id):
-        if param_id not in children:
-            word, requires, others = next(param.values for param in SELECTIONS if param.id == param_id)
-            missing = [module for module in requires if importlib.util.find_spec(module) is None]  # not imported
-            children[param_id] = (f"{', '.join(missing)} not installed: nothing to select" if missing else pool.submit(
-                _selection_child, word, others, tmp_path_factory.mktemp(f"select_{word}")))
-        return children[param_id]
-
-    # an xdist worker collects every item but runs only some: it starts each child when its item runs
-    if "PYTEST_XDIST_WORKER" not in os.environ:
-        for item in request.session.items:
-            if getattr(item, "originalname", "") == "test_selecting_one_framework_imports_no_other":
-                start(item.callspec.id)
-    yield start
-    pool.shutdown(wait=True, cancel_futures=True)
+    yield start_selection_children(request.session, tmp_path_factory).start
+    stop_selection_children(request.session)
 
 
 @pytest.mark.parametrize("word, requires, others", SELECTIONS)

@@ -479,6 +479,7 @@ class SelectionChildren:
     TIMEOUT = 300
 
     def __init__(self, tmp_path_factory):
+        import threading
         from concurrent.futures import ThreadPoolExecutor
 
         self.tmp_path_factory = tmp_path_factory
@@ -486,12 +487,15 @@ class SelectionChildren:
         self.children = {}
         self.processes = []
         self.closed = False
+        self.lock = threading.Lock()  # a child starts either before close() kills it or not at all
 
     def _run(self, command):
-        if self.closed:
-            raise RuntimeError("the session ended before this child started")
-        process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        self.processes.append(process)
+        with self.lock:
+            if self.closed:
+                raise RuntimeError("the session ended before this child started")
+            process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                       text=True)
+            self.processes.append(process)
         try:
             stdout, stderr = process.communicate(timeout=self.TIMEOUT)
         except subprocess.TimeoutExpired:
@@ -513,10 +517,11 @@ class SelectionChildren:
 
     def close(self):
         """Ends the children still running (a run stopped early does not wait for them)."""
-        self.closed = True
-        for process in self.processes:
-            if process.poll() is None:
-                process.kill()
+        with self.lock:
+            self.closed = True
+            for process in self.processes:
+                if process.poll() is None:
+                    process.kill()
         self.pool.shutdown(wait=True, cancel_futures=True)
 
 
@@ -551,6 +556,24 @@ def stop_selection_children(session) -> None:
 def selection_children(request, tmp_path_factory):
     yield start_selection_children(request.session, tmp_path_factory).start
     stop_selection_children(request.session)
+
+
+def test_children_still_running_when_the_session_ends_are_killed(tmp_path_factory):
+    """A run stopped before the import-isolation items does not wait for their children (up to 300 s each)."""
+    import time
+
+    children = SelectionChildren(tmp_path_factory)
+    future = children.pool.submit(children._run, [sys.executable, "-c", "import time; time.sleep(120)"])
+    deadline = time.monotonic() + 30
+    while not children.processes and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert children.processes, "the child never started"
+    started = time.monotonic()
+    children.close()
+    assert future.result().returncode != 0
+    assert time.monotonic() - started < 30
+    with pytest.raises(RuntimeError, match="session ended"):
+        children._run([sys.executable, "-c", "pass"])
 
 
 @pytest.mark.parametrize("word, requires, others", SELECTIONS)

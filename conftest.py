@@ -24,7 +24,6 @@ settings.register_profile("thorough", max_examples=400, **_COMMON)
 settings.load_profile("ci" if os.environ.get("CI", "").lower() in ("1", "true", "yes") else "dev")
 
 
-SELECTION_TEST = "test_selecting_one_framework_imports_no_other"
 _SELECTION_MODULE = pytest.StashKey()
 
 
@@ -32,9 +31,10 @@ def pytest_collection_finish(session):
     """The import-isolation self-test's children start as soon as the run knows it has them (see
     tests/test_harness.py, SelectionChildren)."""
     for item in session.items:
-        if getattr(item, "originalname", "") == SELECTION_TEST:
-            session.stash[_SELECTION_MODULE] = item.module
-            item.module.start_selection_children(session)
+        module = getattr(item, "module", None)
+        if hasattr(module, "start_selection_children"):
+            session.stash[_SELECTION_MODULE] = module
+            module.start_selection_children(session)
             return
 
 

@@ -540,7 +540,7 @@ def start_selection_children(session, tmp_path_factory=None):
         children = _SESSION_CHILDREN[id(session)] = SelectionChildren(factory)
         if "PYTEST_XDIST_WORKER" not in os.environ:
             for item in session.items:
-                if getattr(item, "originalname", "") == "test_selecting_one_framework_imports_no_other":
+                if getattr(item, "originalname", "") == test_selecting_one_framework_imports_no_other.__name__:
                     children.start(item.callspec.id)
     return children
 

@@ -19,7 +19,7 @@ test process; it schedules, renders and compiles the kernels of each new shape, 
 on the 2-core AMD machine, 0.17 s of it its own graph rewriting in Python), keeps them for the process, and
 keeps only the compiled code on disk. Nearly every check meets a shape of its own, so every form in every dtype
 (1987 items) costs about 160 s: the default run takes the four losses as users call them (their default
-reduction, 'mean') in tinygrad's default float, float32 (31.5 s alone with tinygrad's disk cache empty, 38 to 41 s
+reduction, 'mean') in tinygrad's default float, float32 (31.5 s alone with tinygrad's disk cache empty, 38 to 44 s
 in the README's cold run beside the work done ahead; issue 30's budget is 30 s), and
 ``XENT_TINYGRAD=full`` adds the pinned forms (reduction='none', every element compared) and float16 and float64.
 Without it their checks are collected and skip with that switch's name (``Binding.left_out_dtypes``), so the

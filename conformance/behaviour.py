@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from conformance import devices
 from conformance.problems import make_problem
 from conformance.runner import run_value_check
 from conformance.suite import Check, behaviour_for
@@ -70,9 +71,15 @@ class Observation:
 
 
 def observe(check: Check) -> Observation:
-    problem = make_problem(check.case, check.dtype, check.binding)
+    problem = make_problem(check.case, check.dtype, check.binding, device=check.device)
     try:
         return Observation(None, np.asarray(check.binding.call(problem)))
+    except devices.Unavailable as error:  # no such device on this machine: nothing was observed
+        import pytest
+
+        pytest.skip(str(error))
+    except devices.Misplaced:  # the harness's own failure, not a behaviour
+        raise
     except Exception as error:  # the behaviour under test
         return Observation(error, None)
 
@@ -141,7 +148,7 @@ def _element_reference(check: Check, seen: Observation):
 
     from conformance.tolerance import output_scale
 
-    problem = make_problem(check.case, check.dtype, check.binding)
+    problem = make_problem(check.case, check.dtype, check.binding, device=check.device)
     try:
         exact = np.asarray(check.binding.reference(problem))
         scale = np.broadcast_to(output_scale(check.binding, problem, exact), exact.shape).reshape(-1)
@@ -166,7 +173,7 @@ def run_behaviour_check(check: Check) -> tuple[str | None, Observation | None]:
     """(failure message or None, observation). ``returns: reference`` runs the
     value check instead; a binding with no entry is not a failure (see
     ``unrecorded_entry``)."""
-    expected = behaviour_for(check.case, check.binding)
+    expected = behaviour_for(check.case, check.binding, check.device)
     if expected is not None and expected.get("returns") == "reference":
         from conformance.runner import failure_message
 

@@ -98,6 +98,8 @@ class Problem:
     inputs: Mapping[str, np.ndarray]
     options: Mapping[str, Any]
     dtype: str
+    # where the framework computes (conformance.devices); the reference ignores it
+    device: str = "cpu"
 
     @property
     def prediction(self) -> np.ndarray:
@@ -201,6 +203,9 @@ class Binding:
     # an entry measured with the switch on stays live without it
     left_out_dtypes: frozenset = frozenset()
     left_out_reason: str = ""
+    # the devices its adapter places the inputs on and confirms the result came from (fnmatch patterns of
+    # conformance.devices' names); the default, cpu only, is an adapter that places nothing
+    devices: tuple[str, ...] = ("cpu",)
 
     def version_modules(self) -> tuple[str, ...]:
         return self.versions_of or tuple(module.split(".")[0] for module in self.requires)
@@ -232,6 +237,15 @@ class Binding:
         """Why this run leaves ``dtype`` (None: every declared dtype) out by choice, or None."""
         wanted = self.dtypes if dtype is None else {dtype}
         return self.left_out_reason if wanted and set(wanted) <= set(self.left_out_dtypes) else None
+
+    def unsupported_device(self, device: str) -> str | None:
+        """Why this binding does not run on ``device``, or None."""
+        from conformance import devices
+
+        if devices.supports(self.devices, device):
+            return None
+        return self.notes.get("device", f"{self.api} runs on {', '.join(self.devices)} only (declared in its "
+                                        f"binding: its adapter places no input on {device})")
 
     def missing_requirement(self) -> str | None:
         """Why this binding's framework cannot run here, or None."""

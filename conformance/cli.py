@@ -93,6 +93,7 @@ def describe(pattern: str, cases_dir: Path | None = None, baseline_path: Path = 
     for name in binding.convention:
         lines.append(_wrap(f"{name.rpartition('.')[2]}: {_convention_text(convention_function(name))}"))
     lines.append(f"  dtypes: {', '.join(sorted(binding.dtypes))}")
+    lines.append(f"  devices: {', '.join(binding.devices)} (pytest --device)")
     left_out = sorted(dtype for dtype in binding.dtypes if binding.left_out(dtype))
     if left_out:
         lines.append(_wrap(f"left out of this run: {', '.join(left_out)}: {binding.left_out_reason}", "  "))

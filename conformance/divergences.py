@@ -48,6 +48,8 @@ SCHEMA = {
                     "region_bindings": {"type": "array", "items": {"type": "string"}},
                     # the versions it was measured on: a specifier per distribution ({torch: "==2.13.0"})
                     "versions": schema()["$defs"]["versions"],  # one vocabulary with the case files
+                    # the devices it was measured on (conformance.devices; default cpu): elsewhere it is unverified
+                    "devices": schema()["$defs"]["devices"],
                     # figures the reason quotes, recomputed on the pinned versions by tests/test_divergence_quotes.py
                     "quotes": {"type": "array", "items": {
                         "type": "object", "additionalProperties": False, "required": ["check", "got"],
@@ -77,6 +79,7 @@ class Divergence:
     region_bindings: tuple[str, ...] = ()
     quotes: tuple[dict, ...] = field(default=(), compare=False)  # {check, got, exact?, index?}: tests/test_divergence_quotes.py
     versions: tuple[tuple[str, str], ...] = ()  # (distribution, specifier): where it was measured
+    devices: tuple[str, ...] = ()  # the devices it was measured on (patterns; empty: conformance.devices.MEASURED_ON)
 
     def unverified(self, distributions=None) -> str | None:
         """Why this entry is unverified on the installed versions of ``distributions`` (a check's binding's),
@@ -120,7 +123,8 @@ def load(directory: Path = CASES_DIR) -> list[Divergence]:
                           checks=raw.get("checks", "value"), region=raw.get("region"),
                           region_bindings=tuple(raw.get("region_bindings") or ()),
                           quotes=tuple(raw.get("quotes") or ()),
-                          versions=parse_versions(label, raw["id"], raw.get("versions")))
+                          versions=parse_versions(label, raw["id"], raw.get("versions")),
+                          devices=tuple(raw.get("devices") or ()))
                for raw in document["divergences"]]
     ids = [entry.id for entry in entries]
     duplicates = {i for i in ids if ids.count(i) > 1}

@@ -189,14 +189,19 @@ def agreement_html(rows) -> str:
             f"<th>agree</th><th>differ</th><th>widest difference</th></tr></thead><tbody>{body}</tbody></table>")
 
 
+def device_of(record: dict[str, Any]) -> str:
+    """The device a check ran on (a report from before devices: cpu)."""
+    return record.get("device") or "cpu"
+
+
 def matrix(checks) -> list[dict[str, Any]]:
-    """One cell per (framework, binding, dtype): counts, worst error, worst case."""
+    """One cell per (framework, binding, device, dtype): counts, worst error, worst case."""
     cells: dict[tuple, dict[str, Any]] = {}
     for record in checks:
-        key = (record["framework"], record["binding"], record["dtype"])
+        key = (record["framework"], record["binding"], device_of(record), record["dtype"])
         cell = cells.setdefault(key, {
             "framework": record["framework"], "binding": record["binding"], "api": record.get("api", ""),
-            "dtype": record["dtype"], "counts": defaultdict(int), "worst_ulp": None, "worst_case": None,
+            "device": device_of(record), "dtype": record["dtype"], "counts": defaultdict(int), "worst_ulp": None, "worst_case": None,
             "worst_check": None, "worst_bound_ratio": None, "bound_use": None, "checks": [], "lagging": 0,
         })
         # an unverified check (conformance.versions) that passes here is a pass in the matrix, and listed
@@ -213,7 +218,7 @@ def matrix(checks) -> list[dict[str, Any]]:
         if use is not None and (cell["bound_use"] is None or use > cell["bound_use"]):
             cell["bound_use"] = use
     ordered = []
-    for key in sorted(cells, key=lambda k: (k[0], k[1], _dtype_rank(k[2]))):
+    for key in sorted(cells, key=lambda k: (k[0], k[1], k[2] != "cpu", k[2], _dtype_rank(k[3]))):
         cell = cells[key]
         cell["counts"] = {name: cell["counts"].get(name, 0) for name in OUTCOMES}
         cell["worst_ulp"] = plain(cell["worst_ulp"])
@@ -351,14 +356,16 @@ def cell_text(cell: dict[str, Any]) -> str:
     return " ".join(parts)
 
 
-def _grid(doc) -> tuple[list[str], list[tuple[str, str, str, list]]]:
-    """The dtype columns present, and one row per API: (framework, binding, api,
-    [(dtype, cell or None) for each column])."""
-    by_key = {(cell["binding"], cell["dtype"]): cell for cell in doc["matrix"]}
-    apis = sorted({(cell["framework"], cell["binding"], cell["api"]) for cell in doc["matrix"]})
+def _grid(doc) -> tuple[list[str], list[tuple[str, str, str, str, list]]]:
+    """The dtype columns present, and one row per API and device: (framework, binding, api, device,
+    [(dtype, cell or None) for each column]), each API's cpu row first."""
+    by_key = {(cell["binding"], device_of(cell), cell["dtype"]): cell for cell in doc["matrix"]}
+    apis = sorted({(cell["framework"], cell["binding"], cell["api"], device_of(cell)) for cell in doc["matrix"]},
+                  key=lambda row: (row[0], row[1], row[2], row[3] != "cpu", row[3]))
     dtypes = sorted({cell["dtype"] for cell in doc["matrix"]}, key=_dtype_rank)
-    return dtypes, [(framework, binding, api, [(dtype, by_key.get((binding, dtype))) for dtype in dtypes])
-                    for framework, binding, api in apis]
+    return dtypes, [(framework, binding, api, device,
+                     [(dtype, by_key.get((binding, device, dtype))) for dtype in dtypes])
+                    for framework, binding, api, device in apis]
 
 
 def _versions(env: dict[str, Any]) -> str:
@@ -390,15 +397,15 @@ def markdown(doc: dict[str, Any]) -> str:
         "passes. 🟥 a failure, 🟧 known divergences only, 🟩 all passed, ⬜ skipped. `reports/parity.html` "
         "opens each cell onto its checks, with the worst error in ULPs of the dtype.",
         "",
-        "| API | " + " | ".join(dtypes) + " |",
-        "| --- |" + " --- |" * len(dtypes),
+        "| API | device | " + " | ".join(dtypes) + " |",
+        "| --- | --- |" + " --- |" * len(dtypes),
     ]
     marks = {"fail": "🟥", "xfail": "🟧", "pass": "🟩", "skip": "⬜"}
-    for framework, binding, api, row in rows:
+    for framework, binding, api, device, row in rows:
         cells = [f"{marks[cell_state(cell['counts'])]} {cell_text(cell)}"
                  + (f", {_use_text(cell['bound_use'])}" if _use_text(cell["bound_use"]) else "")
                  if cell else "" for dtype, cell in row]
-        lines.append(f"| `{binding}` | " + " | ".join(cells) + " |")
+        lines.append(f"| `{binding}` | {device} | " + " | ".join(cells) + " |")
     lines += unverified_markdown(doc.get("unverified") or [])
     lines += agreement_markdown(doc.get("backends") or [])
     lines += lagging_markdown(doc["checks"])
@@ -488,7 +495,7 @@ def html_page(doc: dict[str, Any]) -> str:
     dtypes, rows = _grid(doc)
     checks_by_cell: dict[tuple, list] = defaultdict(list)
     for record in doc["checks"]:
-        checks_by_cell[(record["binding"], record["dtype"])].append(record)
+        checks_by_cell[(record["binding"], device_of(record), record["dtype"])].append(record)
     totals = ", ".join(f"{v} {k}" for k, v in doc["totals"].items() if v) or "none"
     env_rows = [("Python", env.get("python", "")), ("Platform", env.get("platform", "")),
                 ("CPU", f"{env.get('cpu', '')} ({env.get('cores', '?')} cores)"),
@@ -518,7 +525,7 @@ def html_page(doc: dict[str, Any]) -> str:
         "<span style='background:#f3f3f3'>skipped</span></p>")
     head = "".join(f"<th>{escape(dtype)}</th>" for dtype in dtypes)
     body = []
-    for framework, binding, api, row in rows:
+    for framework, binding, api, device, row in rows:
         cells = []
         for dtype, cell in row:
             if cell is None:
@@ -532,11 +539,12 @@ def html_page(doc: dict[str, Any]) -> str:
             if cell.get("lagging"):
                 summary += f"<br><small class='lags'>⚑ {cell['lagging']} behind the best peer</small>"
             cells.append(f"<td class='cell {state}' data-binding='{escape(binding, quote=True)}' "
+                         f"data-device='{escape(device, quote=True)}' "
                          f"data-dtype='{dtype}'><details><summary>{summary}</summary>{detail}"
-                         f"{_checks_table(checks_by_cell[(binding, dtype)])}</details></td>")
+                         f"{_checks_table(checks_by_cell[(binding, device, dtype)])}</details></td>")
         body.append(f"<tr><td>{escape(framework)}</td><td class='api'><code>{escape(api)}</code></td>"
-                    + "".join(cells) + "</tr>")
-    parts.append(f"<table id='matrix'><thead><tr><th>framework</th><th>API</th>{head}</tr></thead>"
+                    f"<td class='device'>{escape(device)}</td>" + "".join(cells) + "</tr>")
+    parts.append(f"<table id='matrix'><thead><tr><th>framework</th><th>API</th><th>device</th>{head}</tr></thead>"
                  f"<tbody>{''.join(body)}</tbody></table>")
     parts.append(unverified_html(doc.get("unverified") or []))
     parts.append(agreement_html(doc.get("backends") or []))

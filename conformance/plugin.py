@@ -21,6 +21,7 @@ import pytest
 
 from conformance import reports, signatures
 from conformance.cases import CASES_DIR, CaseError, schema
+from conformance.devices import DEFAULT as DEFAULT_DEVICE, DeviceError, kind as device_kind
 from conformance.bindings import AS_CALLED, BindingError, load_bindings, selection_words
 from conformance.runner import CheckFailure
 from conformance.suite import build
@@ -46,6 +47,10 @@ def pytest_addoption(parser):
     group.addoption("--parity-baseline", default=None, metavar="PATH",
                     help="compare the run with a stored parity.json: new failures and errors grown beyond "
                          "the threshold fail the run (see conformance/baseline.py)")
+    group.addoption("--device", action="append", default=None, metavar="NAME", dest="devices",
+                    help="run the checks on device NAME (cpu, cuda, cuda:1; repeatable; default: cpu): bindings "
+                         "that do not declare it skip, and every check id ends with its device (see "
+                         "conformance/devices.py)")
     group.addoption("--divergence-signatures", default=str(signatures.DEFAULT_BASELINE), metavar="PATH",
                     help="the parity.json whose recorded failures pin how each known divergence fails (default: "
                          "the shipped baseline; '' turns it off; see conformance/signatures.py)")
@@ -73,6 +78,16 @@ def pytest_configure(config):
         config.addinivalue_line("markers", f"{name}: {about}")
     for name in DTYPE_MARKERS:
         config.addinivalue_line("markers", f"{name}: checks in {name}")
+    try:
+        run_devices = devices_of(config)
+        from conformance.devices import validate
+
+        for device in run_devices:
+            validate(device)
+    except DeviceError as error:
+        raise pytest.UsageError(str(error)) from error
+    for name in dict.fromkeys(("cpu", *map(device_kind, run_devices))):
+        config.addinivalue_line("markers", f"{name}: checks run on a {name} device (--device)")
     for name in TAG_MARKERS:
         config.addinivalue_line("markers", f"{name}: cases tagged {name}")
     for name, about in MODULE_MARKERS.items():
@@ -87,8 +102,7 @@ def pytest_configure(config):
         except baseline.BaselineError as error:
             raise pytest.UsageError(str(error)) from error
         try:
-            generated = tuple(check.id for check in build(str(Path(config.getoption("cases_dir")).resolve()),
-                                                          tuple(config.getoption("bindings"))).checks)
+            generated = tuple(check.id for check in suite_built(config).checks)
         except (CaseError, BindingError):
             generated = ()  # collection reports the broken case file
     config.pluginmanager.register(reports.Recorder(config, stored, generated), "xent-conformance-recorder")
@@ -97,11 +111,22 @@ def pytest_configure(config):
     config.pluginmanager.register(Preparer(config), "xent-conformance-preparer")
 
 
+def devices_of(config) -> tuple[str, ...]:
+    """The run's devices, ``--device`` in the order given; cpu where none is."""
+    return tuple(config.getoption("devices", None) or (DEFAULT_DEVICE,))
+
+
+def suite_built(config):
+    """The run's suite: its case directory, bindings and devices (built once per process)."""
+    return build(str(Path(config.getoption("cases_dir")).resolve()), tuple(config.getoption("bindings")),
+                 devices_of(config))
+
+
 def suite_of(config):
     """The suite, built once per process; a broken case file becomes a clean
     collection error instead of a traceback."""
     try:
-        return build(str(Path(config.getoption("cases_dir")).resolve()), tuple(config.getoption("bindings")))
+        return suite_built(config)
     except (CaseError, BindingError) as error:
         pytest.fail(str(error), pytrace=False)
 
@@ -204,7 +229,7 @@ def pytest_collection_modifyitems(session, config, items):
     config.stash[COLLECTED_ITEMS] = list(items)
     keys = config.stash.setdefault(COLLECTED_KEYS, set())
     try:
-        suite = build(str(Path(config.getoption("cases_dir")).resolve()), tuple(config.getoption("bindings")))
+        suite = suite_built(config)
     except (CaseError, BindingError):
         return
     from conformance.divergences import first_match
@@ -239,7 +264,7 @@ def pytest_terminal_summary(terminalreporter, config):
         for line in terminal_lines(diff):
             terminalreporter.write_line(line)
     try:
-        suite = build(str(Path(config.getoption("cases_dir")).resolve()), tuple(config.getoption("bindings")))
+        suite = suite_built(config)
     except (CaseError, BindingError):
         return
     if config.pluginmanager.has_plugin("dsession") and not config.stash.get(COLLECTED_KEYS, set()):

@@ -99,11 +99,14 @@ class Preparer:
     def pytest_collection_finish(self, session):
         if not self.wanted():
             return
+        from conformance.plugin import devices_of
+
         checks = _prepared_checks(session.items)
         if len(checks) < MINIMUM_CHECKS:
             return
         listing = {"cases_dir": str(Path(self.config.getoption("cases_dir")).resolve()),
                    "bindings": list(self.config.getoption("bindings")),
+                   "devices": list(devices_of(self.config)),
                    "checks": [check.id for check in checks]}
         handle, path = tempfile.mkstemp(prefix="xent-prepare-", suffix=".json")
         with os.fdopen(handle, "w") as file:
@@ -131,7 +134,7 @@ def prepare_all(listing: dict) -> int:
     from conformance.problems import make_problem
     from conformance.suite import build
 
-    suite = build(listing["cases_dir"], tuple(listing["bindings"]))
+    suite = build(listing["cases_dir"], tuple(listing["bindings"]), tuple(listing.get("devices") or ("cpu",)))
     by_id = {check.id: check for check in suite.checks}
     done = 0
     for check_id in reversed(listing["checks"]):
@@ -139,7 +142,7 @@ def prepare_all(listing: dict) -> int:
         if check is None:
             continue
         try:
-            check.binding.prepare(make_problem(check.case, check.dtype, check.binding))
+            check.binding.prepare(make_problem(check.case, check.dtype, check.binding, device=check.device))
         except Exception:  # a bad input's error is the check's to record, not this process's
             pass
         done += 1

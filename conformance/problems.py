@@ -49,10 +49,10 @@ def _as_given(name: str, case: Case, value: np.ndarray, dtype: str):
 
 
 def make_problem(case: Case, dtype: str, binding: Binding | None = None,
-                 extra_options: Mapping[str, Any] | None = None) -> Problem:
+                 extra_options: Mapping[str, Any] | None = None, device: str = "cpu") -> Problem:
     inputs = {name: _as_given(name, case, value, dtype) for name, value in case.inputs.items()}
     options = {**case.options, **(extra_options or {})}
-    return Problem(case.family, inputs, resolve_options(options, binding, dtype), dtype)
+    return Problem(case.family, inputs, resolve_options(options, binding, dtype), dtype, device)
 
 
 def as_computed(problem: Problem, binding: Binding) -> Problem:
@@ -66,7 +66,7 @@ def as_computed(problem: Problem, binding: Binding) -> Problem:
               for name, value in problem.inputs.items()}
     options = {name: round_to(value, dtype) if name in vocabulary.FLOAT_ARRAY_OPTIONS and isinstance(
         value, np.ndarray) else value for name, value in problem.options.items()}
-    return Problem(problem.family, inputs, options, dtype)
+    return Problem(problem.family, inputs, options, dtype, problem.device)
 
 
 def least_precise(*dtypes: str) -> str:

@@ -125,7 +125,7 @@ def _reason(report) -> str:
 def _identity(check) -> list[tuple[str, Any]]:
     return [("check", check.id), ("kind", check.kind), ("framework", check.binding.framework),
             ("binding", check.binding.id), ("api", check.binding.api), ("family", check.case.family),
-            ("case", check.case.id), ("dtype", check.dtype),
+            ("case", check.case.id), ("dtype", check.dtype), ("device", check.device),
             ("versions_of", ",".join(check.binding.version_modules())),
             *([("unverified", check.unverified)] if check.unverified else [])]
 
@@ -197,11 +197,10 @@ class Recorder:
     def _check_of(self, nodeid: str):
         if "[" not in nodeid:
             return None
-        from conformance.suite import build
+        from conformance.plugin import suite_built
 
         try:
-            suite = build(str(Path(self.config.getoption("cases_dir")).resolve()),
-                          tuple(self.config.getoption("bindings")))
+            suite = suite_built(self.config)
         except Exception:  # a broken suite was reported at collection
             return None
         wanted = nodeid[nodeid.index("[") + 1:-1]

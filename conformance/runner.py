@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from conformance import devices
 from conformance.cases import describe_array
 from conformance.dtypes import FORMATS, NUMPY
 from conformance.problems import as_computed, least_precise, make_problem
@@ -107,6 +108,12 @@ def called(check: Check, function, problem):
     (a CheckFailure, which a known divergence can pin), not as a harness error."""
     try:
         return function(problem)
+    except devices.Unavailable as error:  # no such device on this machine: nothing was checked
+        import pytest
+
+        pytest.skip(str(error))
+    except devices.Misplaced:  # the harness's own failure, which no known divergence absorbs
+        raise
     except Exception as error:  # the framework's own error, whatever its type
         first_line = (str(error).strip().splitlines() or [""])[0][:300]
         raise CheckFailure(f"{check.binding.api} raised {type(error).__name__} on case '{check.case.id}' "
@@ -116,7 +123,7 @@ def called(check: Check, function, problem):
 def run_value_check(check: Check, require_dtype: bool = True) -> Outcome:
     """The result must have the documented dtype (unless not ``require_dtype``: a divergence's quote recomputes
     a figure of a result in another dtype) and lie within the bound."""
-    problem = make_problem(check.case, check.dtype, check.binding)
+    problem = make_problem(check.case, check.dtype, check.binding, device=check.device)
     computed = as_computed(problem, check.binding)
     expected = expected_value(check, computed)
     got = np.asarray(called(check, check.binding.call, problem))
@@ -141,7 +148,7 @@ def expected_gradient(check: Check, problem) -> dict:
 def run_gradient_check(check: Check) -> list[Outcome]:
     """One outcome per differentiated input (the prediction, and the labels
     where the API documents a gradient for them)."""
-    problem = make_problem(check.case, check.dtype, check.binding)
+    problem = make_problem(check.case, check.dtype, check.binding, device=check.device)
     computed = as_computed(problem, check.binding)
     exact = expected_gradient(check, computed)
     got = called(check, check.binding.gradient, problem)

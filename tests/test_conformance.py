@@ -1,7 +1,7 @@
 """Every framework binding against the reference on every case.
 
 The checks (case x binding x dtype) come from :mod:`conformance.suite`; ids
-read ``<family>-<case>-<binding>-<dtype>``. A check passes when the output is
+read ``<family>-<case>-<binding>-<dtype>-<device>``. A check passes when the output is
 within the tolerance model of the exact value (:mod:`conformance.tolerance`).
 """
 

@@ -80,10 +80,10 @@ def pytest_generate_tests(metafunc):
 
 
 def test_the_quoted_figure_is_what_the_framework_gives(suite, entry, quote):
-    checks = {check.id: check for check in suite.checks}
+    checks = {check.data_id: check for check in suite.checks}
     check = checks.get(quote["check"])
     assert check is not None, f"{entry.id}: quotes {quote['check']!r}, which is no check of the suite"
-    assert entry.matches(check.id, check.kind), f"{entry.id}: quotes {check.id!r}, which it does not match"
+    assert entry.matches(check.data_id, check.kind), f"{entry.id}: quotes {check.id!r}, which it does not match"
     for name in ("got", "exact"):
         if name in quote:
             written = WRITTEN.get(quote[name], quote[name])

@@ -27,7 +27,7 @@ RECORDED_INF = ("inf_as_recorded", "nan_where_inf")
 
 
 def _check_id(name: str) -> str:
-    return f"{CASE}-numpy:divergent.{name}-float32"
+    return f"{CASE}-numpy:divergent.{name}-float32-cpu"
 
 
 def _baseline(path, numpy_version: str):
@@ -55,7 +55,7 @@ def outcomes(tmp_path_factory):
     assert junit.exists(), result.output[-3000:]
     found = {}
     for case in ElementTree.parse(junit).getroot().iter("testcase"):
-        if not case.get("name").endswith("-float32]"):
+        if not case.get("name").endswith("-float32-cpu]"):
             continue  # the bindings declare float32 only
         name = case.get("name").split("numpy:divergent.", 1)[1].split("-", 1)[0]
         failure = case.find("failure")

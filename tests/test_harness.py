@@ -34,9 +34,12 @@ def _check(suite, case_id, binding_id, dtype="float32"):
     return next(c for c in suite.checks if c.case.id == case_id and c.binding.id == binding_id and c.dtype == dtype)
 
 
-def test_ids_read_family_case_binding_dtype(suite):
+def test_ids_read_family_case_binding_dtype_device(suite):
     check = _check(suite, "article1_sparse_rows", "torch:nn.functional.cross_entropy")
-    assert check.id == "sparse_softmax-article1_sparse_rows-torch:nn.functional.cross_entropy-float32"
+    assert check.id == "sparse_softmax-article1_sparse_rows-torch:nn.functional.cross_entropy-float32-cpu"
+    assert check.data_id == "sparse_softmax-article1_sparse_rows-torch:nn.functional.cross_entropy-float32"
+    gradient = next(c for c in suite.checks if c.kind == "gradient" and c.data_id == check.data_id + "-gradient")
+    assert gradient.id == check.data_id + "-gradient-cpu"
     assert len({c.id for c in suite.checks}) == len(suite.checks)
 
 
@@ -308,7 +311,7 @@ def test_a_keyword_selection_makes_only_the_checks_it_selects(tmp_path):
 
 def test_a_divergence_matching_nothing_is_stale(suite):
     ghost = divergence_data.Divergence("ghost", ("sigmoid-no_such_case-*",), "a reason long enough", "nowhere")
-    stale = dict(divergence_data.stale([ghost, *suite.divergences], [(c.id, c.kind) for c in suite.checks]))
+    stale = dict(divergence_data.stale([ghost, *suite.divergences], [(c.data_id, c.kind) for c in suite.checks]))
     assert stale[ghost] == ghost.match
 
 
@@ -321,11 +324,11 @@ def test_a_pattern_matching_only_checks_that_never_run_is_stale(suite, monkeypat
         from conformance import bindings
 
         monkeypatch.setattr(bindings, "_importable", lambda top_level: top_level != "tensorflow")
-        suite = suite_module._build.__wrapped__(str(suite_module.CASES_DIR.resolve()), ())  # not the cached suite
+        suite = suite_module._build.__wrapped__(str(suite_module.CASES_DIR.resolve()), (), ("cpu",))  # not cached
         assert all(check.skip for check in suite.checks if check.binding.framework == "tensorflow")
     never_run = "binary_probs-binary_probs_edges-tensorflow:keras.metrics.BinaryCrossentropy*-float16-gradient"
     live = "binary_probs-binary_probs_edges-tensorflow:keras.losses.BinaryCrossentropy-float16-gradient"
-    assert any(fnmatch.fnmatchcase(check.id, never_run) for check in suite.checks), "the example must exist"
+    assert any(fnmatch.fnmatchcase(check.data_id, never_run) for check in suite.checks), "the example must exist"
     entry = divergence_data.Divergence("half_dead", (live, never_run), "a reason long enough", "nowhere",
                                        checks="gradient")
     stale = dict(suite_module.Suite(suite.cases, suite.bindings, suite.checks, (entry,)).stale_divergences())
@@ -349,7 +352,7 @@ def test_a_dtype_left_out_by_a_switch_skips_with_it_and_keeps_its_entries_live(s
     assert by_dtype["float16"] == {reason}
     assert reason not in by_dtype["float32"]
     pattern = f"sigmoid-article0_sigmoid_rows-{binding_id}-float16"
-    assert any(check.id == pattern for check in checks), "the example must exist"
+    assert any(check.data_id == pattern for check in checks), "the example must exist"
     entry = divergence_data.Divergence("switched", (pattern,), "a reason long enough", "nowhere")
     assert suite_module.Suite(suite.cases, {binding_id: left_out}, tuple(checks), (entry,)).stale_divergences() == []
     declared_away = dataclasses.replace(left_out, dtypes=left_out.dtypes - {"float16"})  # not declared: never runs

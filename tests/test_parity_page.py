@@ -67,7 +67,7 @@ def test_cells_take_the_state_of_their_worst_check():
 def test_the_markdown_summary_is_one_row_per_api():
     text = parity.markdown(parity.document(RECORDS, ENVIRONMENT, interrupted=True))
     table = [line for line in text.splitlines() if line.startswith("| `")]
-    assert len(table) == 2 and "| API | bfloat16 | float32 | float64 |" in text
+    assert len(table) == 2 and "| API | device | bfloat16 | float32 | float64 |" in text
     assert "🟥 1✗, bound use 5.1e+02" in text and "run interrupted" in text
 
 
@@ -79,8 +79,8 @@ def test_a_cell_shows_how_close_it_came_to_failing_and_its_ulps_one_click_away()
     row = next(line for line in parity.markdown(document).splitlines() if line.startswith("| `torch"))
     assert "🟩 2✓, bound use 0.31" in row and "ULP" not in row
     page = parity.html_page(document)
-    summary, details = page.split("data-binding='torch:nn.functional.cross_entropy' data-dtype='float32'>"
-                                  "<details><summary>", 1)[1].split("</summary>", 1)
+    summary, details = page.split("data-binding='torch:nn.functional.cross_entropy' data-device='cpu' "
+                                  "data-dtype='float32'><details><summary>", 1)[1].split("</summary>", 1)
     assert "bound use 0.31" in summary and "ULP" not in summary
     assert "worst error 8.77e+15 ULP (softmax_tiny_rows)" in details.split("</details>", 1)[0]
     assert "bound use</b>: the largest error / bound" in page

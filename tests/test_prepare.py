@@ -72,7 +72,7 @@ def ahead(tmp_path, monkeypatch):
 
 def test_checks_are_prepared_from_the_last_and_a_failure_does_not_stop_it(ahead):
     tmp_path, log = ahead
-    ids = [f"sparse_softmax-ahead_rows_{rows}-numpy:ahead-{dtype}" for rows in (1, 2, 3)
+    ids = [f"sparse_softmax-ahead_rows_{rows}-numpy:ahead-{dtype}-cpu" for rows in (1, 2, 3)
            for dtype in ("float32", "float64")]
     listing = {"cases_dir": str(tmp_path / "cases"), "bindings": ["ahead_bindings"], "checks": ids}
     assert prepare.prepare_all(listing) == 6

@@ -138,8 +138,8 @@ def test_a_crashing_call_fails_its_item_and_the_run_goes_on(misbehaving):
 def test_a_dead_worker_is_a_crash_in_every_report_and_a_new_failure(misbehaving):
     tmp_path, env = misbehaving
     selection = "honest or aborting"
-    honest_id = "sparse_softmax-article1_sparse_rows-numpy:honest-float32"
-    aborting_id = "sparse_softmax-article1_sparse_rows-numpy:aborting-float32"
+    honest_id = "sparse_softmax-article1_sparse_rows-numpy:honest-float32-cpu"
+    aborting_id = "sparse_softmax-article1_sparse_rows-numpy:aborting-float32-cpu"
     # the stored run in which the aborting binding still passed
     stored = {"environment": {}, "checks": [{"check": honest_id, "outcome": "passed", "max_ulp": 0.0},
                                             {"check": aborting_id, "outcome": "passed", "max_ulp": 0.0}]}

@@ -18,6 +18,14 @@ property tests draw every dimension from the sizes 1, 2 and 5
 (``PROPERTY_SHAPES``), a dozen shapes per family instead of over a hundred, so
 that their examples mostly meet a shape jit has already compiled; what they
 vary is the values, and the cases hold the other shapes.
+
+Every binding computes on the check's device (``--device``, see
+:mod:`conformance.devices`): ``cpu`` is ``jax.devices("cpu")[0]`` (also on a
+machine whose default backend is a GPU), ``cpu:N`` the N-th host device (with
+``XLA_FLAGS=--xla_force_host_platform_device_count``), ``cuda`` and ``cuda:N``
+the CUDA devices. The inputs are committed there with ``jax.device_put`` (jit
+runs where its inputs are committed), Python inputs are made there by
+``jax.default_device``, and every result must come back from there.
 """
 
 from __future__ import annotations
@@ -30,6 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
+from conformance import devices
 from conformance.bindings import Binding, Problem, PropertyShapes
 from conformance.frameworks import (exact_sigmoid_cross_entropy, exact_softmax_cross_entropy,
                                     exact_sparse_softmax_cross_entropy)
@@ -37,6 +46,8 @@ from reference import core
 from reference import gradients as ref_grad
 
 DTYPES = frozenset({"float16", "bfloat16", "float32", "float64"})
+# JAX's host devices and its CUDA ones
+DEVICES = ("cpu", "cpu:[0-9]*", "cuda", "cuda:[0-9]*")
 OPTAX_DOCS = "https://optax.readthedocs.io/en/latest/api/losses.html"
 LOG_SOFTMAX_DOCS = "https://docs.jax.dev/en/latest/_autosummary/jax.nn.log_softmax.html"
 # the property tests' dimension sizes: a single row or class, two, and five (see the module's docstring)
@@ -69,14 +80,35 @@ def _use_persistent_cache(jax) -> None:
         jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
 
 
-def array(value):
-    """A JAX array of ``value`` in its own dtype (Python objects pass through)."""
+@functools.cache
+def device(name: str):
+    """JAX's device named ``name`` (``cpu``, ``cpu:1``, ``cuda``); ``devices.Unavailable`` where it finds none."""
+    jax = _jax()
+    platform = devices.kind(name)
+    try:
+        found = jax.devices(platform)
+    except RuntimeError as error:  # no backend of that platform here
+        raise devices.Unavailable(f"JAX finds no {platform} device here ({str(error).splitlines()[0][:200]})")
+    if devices.index(name) >= len(found):
+        raise devices.Unavailable(f"JAX finds {len(found)} {platform} devices here, no {name}")
+    return found[devices.index(name)]
+
+
+def array(value, where: str = devices.DEFAULT):
+    """A JAX array of ``value`` in its own dtype, committed to the device named ``where`` (Python objects pass
+    through)."""
     if not isinstance(value, np.ndarray):
         return value
-    return _jax().numpy.asarray(value)
+    return _jax().device_put(value, device(where))
 
 
-def to_numpy(value) -> np.ndarray:
+def to_numpy(value, where: str | None = None) -> np.ndarray:
+    """``value`` as NumPy, after confirming that it came from the device named ``where`` (where given)."""
+    if where is not None and hasattr(value, "devices"):
+        came_from = value.devices()
+        if came_from != {device(where)}:
+            raise devices.Misplaced(f"JAX returned an array from {sorted(map(str, came_from))}, where the check's "
+                                    f"inputs were placed on {device(where)}")
     return np.asarray(value)
 
 
@@ -134,25 +166,27 @@ def _compiled(forward, gradient: bool):
 
 def _run(forward, problem: Problem, gradient: bool = False):
     x, labels = problem.prediction, problem.labels
-    axis = problem.axis
+    axis, where = problem.axis, problem.device
+    jax = _jax()
+    target = device(where)
     if isinstance(x, np.ndarray) and isinstance(labels, np.ndarray):
-        return _compiled(forward, gradient)(array(x), array(labels), axis=axis)
-    if gradient:
-        jax = _jax()
-        return jax.grad(lambda v: jax.numpy.sum(forward(v, array(labels), axis)))(array(x))
-    return forward(array(x), array(labels), axis)
+        return _compiled(forward, gradient)(array(x, where), array(labels, where), axis=axis)
+    with jax.default_device(target):  # the Python inputs become arrays on the device
+        if gradient:
+            return jax.grad(lambda v: jax.numpy.sum(forward(v, array(labels, where), axis)))(array(x, where))
+        return forward(array(x, where), array(labels, where), axis)
 
 
 def _caller(forward):
     def call(problem: Problem):
-        return to_numpy(_run(forward, problem))
+        return to_numpy(_run(forward, problem), problem.device)
 
     return call
 
 
 def _autodiff(forward):
     def gradient(problem: Problem):
-        return {"logits": to_numpy(_run(forward, problem, gradient=True))}
+        return {"logits": to_numpy(_run(forward, problem, gradient=True), problem.device)}
 
     return gradient
 
@@ -181,7 +215,7 @@ def _binding(name, api, family, forward, reference, reference_gradient, options=
         convention=reference.convention, dtypes=DTYPES, options=options or {}, requires=("jax", "optax"), doc=doc,
         versions_of=("jax", "jaxlib", "optax"), markers=("optax",) if api.startswith("optax.") else (),
         gradient=_autodiff(forward), reference_gradient=reference_gradient, notes=notes or {},
-        property_shapes=PROPERTY_SHAPES,
+        property_shapes=PROPERTY_SHAPES, devices=DEVICES,
     )
 
 

@@ -5,12 +5,20 @@ dimension 1 for the call and the reference alike; the per-example output then
 has the case's layout with the class axis removed. Each binding's reference is
 the torch convention of :mod:`reference.conventions.torch`; its gradient
 (autograd, of the sum of the output) is checked against :mod:`reference.gradients`.
+
+Every binding computes on the check's device (``--device``: ``cpu``, ``cuda``,
+``cuda:N``, see :mod:`conformance.devices`): its inputs, weights and targets are
+placed there, and the result and gradient must come back from there.
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+
 import numpy as np
 
+from conformance import devices
 from conformance.bindings import AS_CALLED, Binding, Problem, family_of
 from conformance.frameworks import class_axis_to, pick
 from reference.conventions import torch as ref
@@ -20,6 +28,8 @@ REDUCTIONS = frozenset({"none", "sum", "mean"})
 DOCS = "https://docs.pytorch.org/docs/2.13/nn.functional.html"
 UNREDUCED = {"reduction": "none"}
 
+# the devices torch computes these losses on: its CPU and CUDA builds
+DEVICES = ("cpu", "cuda", "cuda:[0-9]*")
 CROSS_ENTROPY_OPTIONS = ("weight", "ignore_index", "reduction", "label_smoothing")
 NLL_OPTIONS = ("weight", "ignore_index", "reduction")
 BCE_OPTIONS = ("weight", "reduction")
@@ -32,20 +42,56 @@ def _torch():
     return torch
 
 
+# the device of the call in progress (``on``): where ``tensor`` places what it makes
+_DEVICE = contextvars.ContextVar("xent_torch_device", default=devices.DEFAULT)
+
+
+@contextlib.contextmanager
+def on(device: str):
+    """Places the tensors made inside on ``device``; ``devices.Unavailable`` where torch finds no such device."""
+    if device != devices.DEFAULT:
+        torch = _torch()
+        if devices.kind(device) == "cuda" and not torch.cuda.is_available():
+            raise devices.Unavailable(f"torch finds no CUDA device here (torch.cuda.is_available() is False; "
+                                      f"torch {torch.__version__}, built for CUDA {torch.version.cuda})")
+        if devices.kind(device) == "cuda" and devices.index(device) >= torch.cuda.device_count():
+            raise devices.Unavailable(f"torch finds {torch.cuda.device_count()} CUDA devices here, no {device}")
+    token = _DEVICE.set(device)
+    try:
+        yield
+    finally:
+        _DEVICE.reset(token)
+
+
 def tensor(array):
-    """A torch tensor holding ``array`` (bfloat16 via float32, exactly)."""
+    """A torch tensor holding ``array`` (bfloat16 via float32, exactly), on the call's device."""
     torch = _torch()
     if not isinstance(array, np.ndarray):
         return array  # a Python list or scalar, as a behaviour case passes it
     if array.dtype.name == "bfloat16":
-        return torch.from_numpy(array.astype(np.float32)).to(torch.bfloat16)
-    return torch.from_numpy(np.array(array, copy=True))
+        value = torch.from_numpy(array.astype(np.float32)).to(torch.bfloat16)
+    else:
+        value = torch.from_numpy(np.array(array, copy=True))
+    device = _DEVICE.get()
+    return value if device == devices.DEFAULT else value.to(device)
+
+
+def placed(value, device: str):
+    """``value`` itself, after confirming it lives on ``device`` (``devices.Misplaced`` otherwise)."""
+    torch = _torch()
+    wanted, got = torch.device(device), value.device
+    if got.type != wanted.type or (wanted.index is not None and got.index != wanted.index) or (
+            wanted.type == "cuda" and wanted.index is None and got.index != torch.cuda.current_device()):
+        raise devices.Misplaced(f"torch returned a tensor on {got}, where the check's inputs were placed on "
+                                f"{device}")
+    return value
 
 
 def to_numpy(value) -> np.ndarray:
-    """A tensor's values in its own dtype (bfloat16 as ml_dtypes.bfloat16)."""
+    """A tensor's values in its own dtype (bfloat16 as ml_dtypes.bfloat16), brought back from the call's
+    device after confirming it came from there."""
     torch = _torch()
-    value = value.detach()
+    value = placed(value.detach(), _DEVICE.get()).cpu()
     if value.dtype == torch.bfloat16:
         import ml_dtypes
 
@@ -131,7 +177,8 @@ def _bce_logits_module(problem: Problem, x):
 
 def _caller(forward):
     def call(problem: Problem):
-        return to_numpy(forward(problem, tensor(_prediction(problem))))
+        with on(problem.device):
+            return to_numpy(forward(problem, tensor(_prediction(problem))))
 
     return call
 
@@ -140,10 +187,11 @@ def _autograd(forward):
     """d sum(output) / d prediction, by torch autograd, in the case's layout."""
 
     def gradient(problem: Problem):
-        x = tensor(_prediction(problem)).requires_grad_(True)
-        forward(problem, x).sum().backward()
-        name = "logits" if "logits" in problem.inputs else "probs"
-        return {name: _to_case_layout(problem, to_numpy(x.grad))}
+        with on(problem.device):
+            x = tensor(_prediction(problem)).requires_grad_(True)
+            forward(problem, x).sum().backward()
+            name = "logits" if "logits" in problem.inputs else "probs"
+            return {name: _to_case_layout(problem, to_numpy(x.grad))}
 
     return gradient
 
@@ -227,6 +275,7 @@ def _binding(name, api, family, forward, reference, reduce, options, reference_g
         },
         gradient=_autograd(forward),
         reference_gradient=reference_gradient,
+        devices=DEVICES,
     )
 
 

@@ -61,6 +61,9 @@ IGNORE_INDEX_DEFAULT = -100
 # autocast's float32 list: half precision is computed and returned in float32, float64 untouched
 AUTOCAST_COMPUTE_DTYPES = {"float16": "float32", "bfloat16": "float32"}
 
+# CUDA's autocast is another form (float16 by default, its own op lists), not this one on another device
+AUTOCAST_DEVICE_NOTE = ("torch.autocast('cpu', torch.bfloat16) is CPU autocast: CUDA's autocast "
+                        "(torch.autocast('cuda'), float16 by default, its own lists of ops) is another form")
 # eager binding id -> (the functional loss, the option names it takes)
 LOSSES = {
     "torch:nn.functional.cross_entropy": ("cross_entropy", eager.CROSS_ENTROPY_OPTIONS),
@@ -124,9 +127,9 @@ def _with_documented_defaults(problem: Problem, x, options: dict, names) -> dict
         return options
     options = dict(options)
     if "weight" in names and "weight" not in options:
-        options["weight"] = torch.ones(_weight_shape(problem, x), dtype=x.dtype)
+        options["weight"] = torch.ones(_weight_shape(problem, x), dtype=x.dtype, device=x.device)
     if "pos_weight" in names and "pos_weight" not in options and _all_finite(problem.labels):
-        options["pos_weight"] = torch.ones(_weight_shape(problem, x), dtype=x.dtype)
+        options["pos_weight"] = torch.ones(_weight_shape(problem, x), dtype=x.dtype, device=x.device)
     if "ignore_index" in names and "ignore_index" not in options:
         options["ignore_index"] = IGNORE_INDEX_DEFAULT
     return options
@@ -173,10 +176,11 @@ def _training_caller(forward):
     grad, so that the value and the gradient checks share one compiled graph."""
 
     def call(problem: Problem):
-        x = eager.tensor(eager._prediction(problem))
-        if hasattr(x, "requires_grad_") and x.is_floating_point():
-            x.requires_grad_(True)
-        return eager.to_numpy(forward(problem, x))
+        with eager.on(problem.device):
+            x = eager.tensor(eager._prediction(problem))
+            if hasattr(x, "requires_grad_") and x.is_floating_point():
+                x.requires_grad_(True)
+            return eager.to_numpy(forward(problem, x))
 
     return call
 
@@ -203,7 +207,8 @@ def _forms() -> list[Binding]:
         forms.append(dataclasses.replace(compiled, prepare=compiled.call))
         forms.append(_form(binding, "autocast", f"torch.autocast('cpu', torch.bfloat16): {binding.api}",
                            _autocast_forward(loss, names), AUTOCAST_DOCS, "autocast",
-                           compute_dtype=AUTOCAST_COMPUTE_DTYPES))
+                           compute_dtype=AUTOCAST_COMPUTE_DTYPES, devices=("cpu",),
+                           notes={**binding.notes, "device": AUTOCAST_DEVICE_NOTE}))
     return forms
 
 

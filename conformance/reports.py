@@ -309,13 +309,16 @@ def accuracy_rows(records) -> list[dict[str, Any]]:
         if not isinstance(record.get("max_ulp"), (int, float, str)) or "max_ulp" not in record:
             continue
         quantity = "gradient" if record["kind"] == "gradient" else "loss"
-        cells[(record["framework"], record["binding"], record["dtype"], quantity)].append(record)
+        cells[(record["framework"], record["binding"], parity.device_of(record), record["dtype"], quantity)].append(
+            record)
     rows = []
-    for (framework, binding, dtype, quantity), group in sorted(cells.items()):
+    for (framework, binding, device, dtype, quantity), group in sorted(
+            cells.items(), key=lambda item: (item[0][:2], item[0][2] != "cpu", item[0][2:])):
         worst = max(group, key=lambda r: _number(r.get("max_ulp")))
         medians = sorted((_number(r.get("median_ulp")), int(r.get("n_elements", 1) or 1)) for r in group)
         rows.append({
-            "framework": framework, "binding": binding, "api": group[0].get("api", ""), "dtype": dtype,
+            "framework": framework, "binding": binding, "api": group[0].get("api", ""), "device": device,
+            "dtype": dtype,
             "quantity": quantity, "checks": len(group),
             "max_ulp": _number(worst.get("max_ulp")),
             "median_ulp": _weighted_median(medians),
@@ -377,14 +380,16 @@ def accuracy_markdown(rows, interrupted: bool = False) -> str:
         f"dtype and quantity (at least half an ULP); ⚑ counts checks {parity.LAG_RATIO:g} times behind and over "
         f"{parity.LAG_ULP:g} ULP.",
         "" if not interrupted else "\n**The run was interrupted: these figures are partial.**\n",
-        "| framework | API | dtype | quantity | checks | max ULP | median ULP | bound use | × best peer | worst case | contract |",
-        "| --- | --- | --- | --- | ---: | ---: | ---: | ---: | ---: | --- | --- |",
+        "| framework | API | device | dtype | quantity | checks | max ULP | median ULP | bound use | × best peer | "
+        "worst case | contract |",
+        "| --- | --- | --- | --- | --- | ---: | ---: | ---: | ---: | ---: | --- | --- |",
     ]
     for row in rows:
         contract = "yes" if row["contract_held"] else (
             f"no ({row['known_divergences']} known divergence{'s' if row['known_divergences'] != 1 else ''}"
             + (f", {row['failed']} failed" if row["failed"] else "") + ")")
-        lines.append(f"| {row['framework']} | `{row['binding'].split(':', 1)[1]}` | {row['dtype']} | {row['quantity']} | "
+        lines.append(f"| {row['framework']} | `{row['binding'].split(':', 1)[1]}` | {row.get('device', 'cpu')} | "
+                     f"{row['dtype']} | {row['quantity']} | "
                      f"{row['checks']} | {_ulp_text(row['max_ulp'])} | {_ulp_text(row['median_ulp'])} | "
                      f"{row['worst_bound_use']:.2g} | {_peer_cell(row)} | {row['worst_case']} | {contract} |")
     return "\n".join(lines) + "\n"
@@ -406,7 +411,8 @@ def accuracy_html(rows) -> str:
         cell["checks"] += row["checks"]
         cell["held"] = cell["held"] and row["contract_held"]
         if row["max_ulp"] >= cell["max"]:
-            cell.update(max=row["max_ulp"], case=row["worst_case"], binding=row["binding"])
+            elsewhere = "" if row.get("device", "cpu") == "cpu" else f" on {row['device']}"
+            cell.update(max=row["max_ulp"], case=row["worst_case"], binding=row["binding"] + elsewhere)
     body = "".join(
         f"<tr><td>{escape(f)}</td><td>{escape(d)}</td><td>{escape(q)}</td><td>{c['checks']}</td>"
         f"<td>{_ulp_text(c['max'])}</td><td>{escape(c['binding'])} on {escape(c['case'])}</td>"
@@ -427,7 +433,9 @@ def behaviour_tables(records) -> dict[str, dict[str, Any]]:
         if record.get("kind") != "behaviour" or "binding" not in record:
             continue
         table = tables.setdefault(record["family"], {"columns": set(), "rows": {}})
-        table["columns"].add(record["binding"])
+        # one column per API, and per device beside the CPU's
+        column = record["binding"] + ("" if parity.device_of(record) == "cpu" else f" on {parity.device_of(record)}")
+        table["columns"].add(column)
         row = table["rows"].setdefault(record["case"], {})
         if record["outcome"] == "skipped":
             cell = "—"
@@ -441,7 +449,7 @@ def behaviour_tables(records) -> dict[str, dict[str, Any]]:
                 cell += " (known divergence)"
             elif record.get("unrecorded"):
                 cell = f"unrecorded: {cell}"
-        row[record["binding"]] = cell
+        row[column] = cell
     for table in tables.values():
         table["columns"] = sorted(table["columns"])
     return tables

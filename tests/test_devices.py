@@ -31,8 +31,9 @@ from suite_runs import ROOT, run_in_process, small_cases_dir
 
 pytestmark = pytest.mark.selftest
 TORCH_LOSS = "torch:nn.functional.cross_entropy"
-# one torch API, one TensorFlow API (cpu only), on one published case and its gradient
-SELECTION = "article1_sparse_rows and (torch:nn.functional.cross_entropy- or tensorflow:nn.sparse_softmax)"
+# one torch API and a NumPy one that declares cpu only (tests/plugins/honest_numpy.py), on one published case
+HONEST = "numpy:honest.sparse_softmax_cross_entropy"
+SELECTION = "article1_sparse_rows and (torch:nn.functional.cross_entropy- or numpy:honest)"
 
 
 @pytest.fixture(scope="module")
@@ -42,9 +43,10 @@ def two_device_run(tmp_path_factory):
     directory = tmp_path_factory.mktemp("devices")
     cases = small_cases_dir(directory, "published.yaml", divergences=False)
     junit = directory / "junit.xml"
-    run = run_in_process("-q", "-rs", "--device", "cpu", "--device", "cuda", "-k", SELECTION,
-                         f"--cases-dir={cases}", f"--reports-dir={directory}", f"--junitxml={junit}",
-                         str(ROOT / "tests" / "test_conformance.py"), str(ROOT / "tests" / "test_gradients.py"))
+    run = run_in_process("-q", "-rs", "--device", "cpu", "--device", "cuda", "--bindings", "honest_numpy", "-k",
+                         SELECTION, f"--cases-dir={cases}", f"--reports-dir={directory}", f"--junitxml={junit}",
+                         str(ROOT / "tests" / "test_conformance.py"), str(ROOT / "tests" / "test_gradients.py"),
+                         bindings_path=True)
     assert run.returncode == 0, run.output[-3000:]
     records = json.loads((directory / "parity.json").read_text())["checks"]
     return directory, records, run.output
@@ -57,7 +59,9 @@ def test_every_id_ends_with_its_device_and_every_report_carries_it(two_device_ru
         by_device.setdefault(record["device"], []).append(record)
         assert record["check"].endswith("-" + record["device"]), record["check"]
     assert set(by_device) == {"cpu", "cuda"}
-    assert {r["outcome"] for r in by_device["cpu"]} == {"passed"}
+    ran = [r for r in by_device["cpu"] if r["outcome"] != "skipped"]
+    assert {r["outcome"] for r in ran} == {"passed"}
+    assert {(r["framework"], r["kind"]) for r in ran} == {("torch", "value"), ("torch", "gradient"), ("numpy", "value")}
     assert sorted(r["check"][:-len("-cpu")] for r in by_device["cpu"]) == sorted(
         r["check"][:-len("-cuda")] for r in by_device["cuda"])
     assert {r["kind"] for r in by_device["cpu"]} == {"value", "gradient"}
@@ -72,9 +76,9 @@ def test_every_id_ends_with_its_device_and_every_report_carries_it(two_device_ru
 
 def test_a_device_a_binding_does_not_declare_or_this_machine_lacks_skips_with_the_reason(two_device_run):
     _, records, output = two_device_run
-    cuda = {record["binding"]: record for record in records if record["device"] == "cuda"}
+    cuda = {record["binding"]: record for record in records if record["device"] == "cuda" and record["kind"] == "value"}
     assert all(record["outcome"] == "skipped" for record in cuda.values())
-    assert "runs on cpu only (declared in its binding" in cuda["tensorflow:nn.sparse_softmax_cross_entropy_with_logits"]["reason"]
+    assert "runs on cpu only (declared in its binding" in cuda[HONEST]["reason"]
     import torch
 
     if torch.cuda.is_available():
@@ -84,9 +88,10 @@ def test_a_device_a_binding_does_not_declare_or_this_machine_lacks_skips_with_th
 
 def test_the_device_type_selects_with_k(tmp_path):
     cases = small_cases_dir(tmp_path, "published.yaml", divergences=False)
-    listing = run_in_process("--collect-only", "-q", "--device", "cpu", "--device", "cuda", "-k",
-                             f"cuda and {SELECTION}", f"--cases-dir={cases}", f"--reports-dir={tmp_path}",
-                             str(ROOT / "tests" / "test_conformance.py"))
+    listing = run_in_process("--collect-only", "-q", "--device", "cpu", "--device", "cuda", "--bindings",
+                             "honest_numpy", "-k", f"cuda and {SELECTION}", f"--cases-dir={cases}",
+                             f"--reports-dir={tmp_path}", str(ROOT / "tests" / "test_conformance.py"),
+                             bindings_path=True)
     ids = [line for line in listing.output.splitlines() if "::" in line]
     assert ids and all(line.endswith("-cuda]") for line in ids), listing.output[-2000:]
 
@@ -200,3 +205,20 @@ def test_a_second_host_device_computes_the_checks_and_a_misplaced_result_fails()
     assert found["outcomes"] == {"value": True, "gradient": True}
     assert all(check_id.endswith("-cpu:1") for check_id in found["ids"]) and len(found["ids"]) == 2
     assert found["misplaced"] and f"where the check's inputs were placed on {found['second']}" in found["misplaced"]
+
+
+def test_the_accuracy_and_behaviour_reports_keep_devices_apart():
+    from conformance import reports
+
+    record = {"check": "softmax-c-torch:f-float32-cpu", "kind": "value", "framework": "torch", "binding": "torch:f",
+              "api": "f", "family": "softmax", "case": "c", "dtype": "float32", "outcome": "passed", "max_ulp": 0.5,
+              "device": "cpu"}
+    elsewhere = {**record, "check": "softmax-c-torch:f-float32-cuda", "device": "cuda", "max_ulp": 3.0}
+    rows = reports.accuracy_rows([record, elsewhere])
+    assert [(row["device"], row["max_ulp"]) for row in rows] == [("cpu", 0.5), ("cuda", 3.0)]
+    assert "| `f` | cuda | float32 | loss |" in reports.accuracy_markdown(rows)
+    behaviour = [{**record, "kind": "behaviour", "cell": "returns: nan"},
+                 {**elsewhere, "kind": "behaviour", "cell": "raises ValueError"}]
+    table = reports.behaviour_tables(behaviour)["softmax"]
+    assert table["columns"] == ["torch:f", "torch:f on cuda"]
+    assert table["rows"]["c"] == {"torch:f": "returns: nan", "torch:f on cuda": "raises ValueError"}

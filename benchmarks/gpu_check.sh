@@ -44,6 +44,8 @@ PY
 } > "$out/machine.txt" 2>&1
 cat "$out/machine.txt"
 workers=$(( $(nproc) > 8 ? 8 : $(nproc) ))
+# each xdist worker is a JAX process: by default each would take 75% of the GPU's memory at its first call
+export XLA_PYTHON_CLIENT_PREALLOCATE=false
 timeout -s INT -k 30 "$seconds" "$python" -m pytest -p no:cacheprovider -o addopts= -q -rfE \
     --device cuda --device cpu \
     --bindings conformance.frameworks.jax --bindings conformance.frameworks.torch_compile \

@@ -86,14 +86,20 @@ def test_a_device_a_binding_does_not_declare_or_this_machine_lacks_skips_with_th
     assert "torch finds no CUDA device here" in cuda[TORCH_LOSS]["reason"]
 
 
-def test_the_device_type_selects_with_k(tmp_path):
+def test_the_device_type_selects_with_k_and_m(tmp_path):
     cases = small_cases_dir(tmp_path, "published.yaml", divergences=False)
-    listing = run_in_process("--collect-only", "-q", "--device", "cpu", "--device", "cuda", "--bindings",
-                             "honest_numpy", "-k", f"cuda and {SELECTION}", f"--cases-dir={cases}",
-                             f"--reports-dir={tmp_path}", str(ROOT / "tests" / "test_conformance.py"),
-                             bindings_path=True)
-    ids = [line for line in listing.output.splitlines() if "::" in line]
-    assert ids and all(line.endswith("-cuda]") for line in ids), listing.output[-2000:]
+
+    def collected(*selection):
+        listing = run_in_process("--collect-only", "-q", "--device", "cpu", "--device", "cuda", "--bindings",
+                                 "honest_numpy", *selection, f"--cases-dir={cases}", f"--reports-dir={tmp_path}",
+                                 str(ROOT / "tests" / "test_conformance.py"), bindings_path=True)
+        return [line for line in listing.output.splitlines() if "::" in line]
+
+    by_keyword, by_marker = collected("-k", f"cuda and {SELECTION}"), collected("-m", "cuda", "-k", SELECTION)
+    assert by_keyword and all(line.endswith("-cuda]") for line in by_keyword)
+    assert by_marker == by_keyword
+    assert sorted(line[:-len("-cpu]")] for line in collected("-m", "cpu", "-k", SELECTION)) == sorted(
+        line[:-len("-cuda]")] for line in by_keyword)
 
 
 def test_a_device_name_that_is_not_one_is_a_usage_error(tmp_path):

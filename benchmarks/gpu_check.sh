@@ -7,7 +7,8 @@
 # machine lacks from the wheels that travel with the tree (bash benchmarks/gpu_wheels.sh, here, first), loads the
 # JAX and compiled-torch bindings by --bindings (the project itself is not installed there, so its entry points
 # are not), and runs the value, gradient and behaviour checks of torch (eager and compiled) and JAX on `cuda`,
-# and those of torch eager and JAX on `cpu` (the compiled CPU forms would need g++ and minutes of builds), so that
+# and those of torch eager and JAX on `cpu` (the compiled CPU forms would need g++ and minutes of builds; the
+# pytest arguments are in benchmarks/gpu_check.py, which a self-test collects on every run), so that
 # parity.md shows a cpu row and a cuda row per API from the same framework versions. Its versions are not the
 # pinned ones: the known divergences and behaviour entries are unverified there (reported, not applied strictly;
 # conformance/versions.py), and every entry is unverified on cuda, where nothing was measured before
@@ -16,10 +17,11 @@
 #
 # Usage: bash benchmarks/gpu_check.sh OUT   (wheels from XENT_GPU_WHEELS, default .gpu-wheels)
 set -uo pipefail
-out="${1:?usage: bash benchmarks/gpu_check.sh OUT}"
+mkdir -p "${1:?usage: bash benchmarks/gpu_check.sh OUT}"
+out=$(cd "$1" && pwd)
+cd "$(dirname "$0")/.."  # the repository root: benchmarks/ and tests/ are read from there
 wheels="${XENT_GPU_WHEELS:-.gpu-wheels}"
 seconds="${XENT_GPU_CHECK_SECONDS:-360}"
-mkdir -p "$out"
 python=python3
 missing=$("$python" - <<'PY'
 import importlib.util
@@ -46,13 +48,8 @@ cat "$out/machine.txt"
 workers=$(( $(nproc) > 8 ? 8 : $(nproc) ))
 # each xdist worker is a JAX process: by default each would take 75% of the GPU's memory at its first call
 export XLA_PYTHON_CLIENT_PREALLOCATE=false
-timeout -s INT -k 30 "$seconds" "$python" -m pytest -p no:cacheprovider -o addopts= -q -rfE \
-    --device cuda --device cpu \
-    --bindings conformance.frameworks.jax --bindings conformance.frameworks.torch_compile \
-    -k "(torch or jax) and not keras and (cuda or not compile)" \
-    -n "$workers" \
-    --junitxml="$out/junit.xml" --html="$out/report.html" --self-contained-html --reports-dir="$out" \
-    tests/test_conformance.py tests/test_gradients.py tests/test_behaviour.py 2>&1 | tee "$out/pytest.log" | tail -40
+timeout -s INT -k 30 "$seconds" "$python" -m benchmarks.gpu_check "$out" "$workers" 2>&1 \
+    | tee "$out/pytest.log" | tail -40
 status=${PIPESTATUS[0]}
 echo "pytest exit status: $status (124 or 130: stopped at ${seconds} s, reports partial)" | tee -a "$out/pytest.log"
 exit 0

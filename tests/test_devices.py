@@ -228,3 +228,24 @@ def test_the_accuracy_and_behaviour_reports_keep_devices_apart():
     table = reports.behaviour_tables(behaviour)["softmax"]
     assert table["columns"] == ["torch:f", "torch:f on cuda"]
     assert table["rows"]["c"] == {"torch:f": "returns: nan", "torch:f on cuda": "raises ValueError"}
+
+
+def test_the_gpu_check_selects_torch_and_jax_on_both_devices(tmp_path):
+    """benchmarks/gpu_check.py's own arguments, collected on a few cases: what the GPU machine will run."""
+    gpu_check = pytest.importorskip("benchmarks.gpu_check", reason="benchmarks/ ships with a clone, not the wheel")
+    cases = small_cases_dir(tmp_path, "published.yaml", divergences=False)
+    arguments = [argument for argument in gpu_check.pytest_arguments(str(tmp_path))
+                 if argument not in gpu_check.TEST_FILES]
+    listing = run_in_process("--collect-only", *arguments, f"--cases-dir={cases}",
+                             *(str(ROOT / name) for name in gpu_check.TEST_FILES))
+    ids = [line.split("[", 1)[1][:-1] for line in listing.output.splitlines() if "::" in line]
+    assert ids, listing.output[-2000:]
+    bindings = {device: {check_id.split("-")[2] for check_id in ids if check_id.endswith("-" + device)}
+                for device in gpu_check.DEVICES}
+    assert set(bindings) == {"cuda", "cpu"} and len(ids) == sum(
+        1 for check_id in ids if check_id.endswith(("-cuda", "-cpu")))
+    assert {"torch:compile.nn.functional.cross_entropy", "torch:nn.functional.cross_entropy",
+            "jax:optax.softmax_cross_entropy_with_integer_labels"} <= bindings["cuda"]
+    assert "torch:nn.functional.cross_entropy" in bindings["cpu"] and not any(
+        "compile" in binding for binding in bindings["cpu"])
+    assert all(binding.split(":")[0] in ("torch", "jax") for device in bindings.values() for binding in device)

@@ -63,11 +63,13 @@ class Suite:
 
     def stale_divergences(self):
         """(entry, patterns) for the patterns that match no check that runs: a check skipped by its binding's
-        declaration never runs, while one skipped for a framework that is not installed would, with it, and one
-        its binding leaves out of this run by choice would, with the switch its reason names."""
+        declaration never runs, while one skipped for a framework that is not installed would, with it, one
+        its binding leaves out of this run by choice would, with the switch its reason names, and one on a device
+        its binding does not declare would, on the device it does (a run on ``--device cuda`` alone)."""
         runs = [(check.data_id, check.kind) for check in self.checks
                 if check.skip is None or check.skip in (check.binding.missing_requirement(),
-                                                        check.binding.left_out(check.dtype))]
+                                                        check.binding.left_out(check.dtype),
+                                                        check.binding.unsupported_device(check.device))]
         return divergence_data.stale(self.divergences, runs)
 
 

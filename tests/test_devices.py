@@ -131,6 +131,13 @@ def test_a_divergence_or_behaviour_measured_on_cpu_is_unverified_on_another_devi
         "the behaviour entry of article1_sparse_rows was measured on cuda, not on cpu")
 
 
+def test_a_run_on_another_device_alone_finds_no_divergence_stale():
+    """TensorFlow's checks all skip on cuda (cpu only), yet its entries describe the checks it runs on cpu."""
+    on_cpu, on_cuda = (suite_module.build(devices=(device,)) for device in ("cpu", "cuda"))
+    assert any(check.skip for check in on_cuda.checks if check.binding.framework == "tensorflow")
+    assert on_cuda.stale_divergences() == on_cpu.stale_divergences()
+
+
 def test_the_parity_page_has_a_row_per_device():
     record = {"check": "softmax-c-torch:f-float32-cpu", "kind": "value", "framework": "torch", "binding": "torch:f",
               "api": "f", "family": "softmax", "case": "c", "dtype": "float32", "outcome": "passed", "max_ulp": 0.5,

@@ -21,7 +21,7 @@ import pytest
 
 from conformance import reports, signatures
 from conformance.cases import CASES_DIR, CaseError, schema
-from conformance.devices import DEFAULT as DEFAULT_DEVICE, DeviceError, kind as device_kind
+from conformance.devices import DEFAULT as DEFAULT_DEVICE, DeviceError, kind as device_kind, validate as valid_device
 from conformance.bindings import AS_CALLED, BindingError, load_bindings, selection_words
 from conformance.runner import CheckFailure
 from conformance.suite import build
@@ -79,11 +79,7 @@ def pytest_configure(config):
     for name in DTYPE_MARKERS:
         config.addinivalue_line("markers", f"{name}: checks in {name}")
     try:
-        run_devices = devices_of(config)
-        from conformance.devices import validate
-
-        for device in run_devices:
-            validate(device)
+        run_devices = tuple(map(valid_device, devices_of(config)))
     except DeviceError as error:
         raise pytest.UsageError(str(error)) from error
     for name in dict.fromkeys(("cpu", *map(device_kind, run_devices))):

@@ -93,7 +93,9 @@ def _jax_grad(forward):
 
 # backend: (its tensors, back to NumPy, its autodiff, the environment its worker needs)
 _BACKENDS = {
-    "torch": (torch_adapter.tensor, torch_adapter.to_numpy, _torch_autograd, {}),
+    # on the CPU, the device these checks run on: Keras' torch backend takes cuda, mps or xpu where torch finds one
+    # (its KERAS_TORCH_DEVICE overrides), and the torch adapter refuses a result from another device than the check's
+    "torch": (torch_adapter.tensor, torch_adapter.to_numpy, _torch_autograd, {"KERAS_TORCH_DEVICE": "cpu"}),
     # JAX as a user has it by default: on the CPU here, float64 off (below)
     "jax": (_jax_array, _jax_numpy, _jax_grad, {"JAX_PLATFORMS": "cpu"}),
 }

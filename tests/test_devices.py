@@ -237,7 +237,7 @@ def test_the_accuracy_and_behaviour_reports_keep_devices_apart():
     assert table["rows"]["c"] == {"torch:f": "returns: nan", "torch:f on cuda": "raises ValueError"}
 
 
-def test_the_gpu_check_selects_torch_and_jax_on_both_devices(tmp_path):
+def test_the_gpu_check_selects_its_two_frameworks_on_both_devices(tmp_path):
     """benchmarks/gpu_check.py's own arguments, collected on a few cases: what the GPU machine will run."""
     gpu_check = pytest.importorskip("benchmarks.gpu_check", reason="benchmarks/ ships with a clone, not the wheel")
     cases = small_cases_dir(tmp_path, "published.yaml", divergences=False)

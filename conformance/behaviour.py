@@ -179,6 +179,8 @@ def run_behaviour_check(check: Check) -> tuple[str | None, Observation | None]:
 
         try:
             outcome = run_value_check(check)
+        except devices.Misplaced:  # the harness's own failure, not a behaviour
+            raise
         except Exception as error:  # the framework raised where a value was expected
             seen = Observation(error, None)
             return f"{check.binding.api} on case {check.case.id!r}: expected the reference; it {seen.describe()}", seen

@@ -27,6 +27,8 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
+from conformance import devices as device_names
+
 BUILTIN_MODULES = (
     "conformance.frameworks.tensorflow",
     "conformance.frameworks.torch",
@@ -99,7 +101,7 @@ class Problem:
     options: Mapping[str, Any]
     dtype: str
     # where the framework computes (conformance.devices); the reference ignores it
-    device: str = "cpu"
+    device: str = device_names.DEFAULT
 
     @property
     def prediction(self) -> np.ndarray:
@@ -205,7 +207,7 @@ class Binding:
     left_out_reason: str = ""
     # the devices its adapter places the inputs on and confirms the result came from (fnmatch patterns of
     # conformance.devices' names); the default, cpu only, is an adapter that places nothing
-    devices: tuple[str, ...] = ("cpu",)
+    devices: tuple[str, ...] = (device_names.DEFAULT,)
 
     def version_modules(self) -> tuple[str, ...]:
         return self.versions_of or tuple(module.split(".")[0] for module in self.requires)
@@ -240,9 +242,7 @@ class Binding:
 
     def unsupported_device(self, device: str) -> str | None:
         """Why this binding does not run on ``device``, or None."""
-        from conformance import devices
-
-        if devices.supports(self.devices, device):
+        if device_names.supports(self.devices, device):
             return None
         return self.notes.get("device", f"{self.api} runs on {', '.join(self.devices)} only (declared in its "
                                         f"binding: its adapter places no input on {device})")

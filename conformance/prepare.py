@@ -34,6 +34,8 @@ from pathlib import Path
 
 import pytest
 
+from conformance.devices import DEFAULT as DEFAULT_DEVICE
+
 MINIMUM_CHECKS = 20
 # the run's own compilers keep priority over the work done ahead
 NICENESS = 10
@@ -134,7 +136,8 @@ def prepare_all(listing: dict) -> int:
     from conformance.problems import make_problem
     from conformance.suite import build
 
-    suite = build(listing["cases_dir"], tuple(listing["bindings"]), tuple(listing.get("devices") or ("cpu",)))
+    suite = build(listing["cases_dir"], tuple(listing["bindings"]),
+                  tuple(listing.get("devices") or (DEFAULT_DEVICE,)))
     by_id = {check.id: check for check in suite.checks}
     done = 0
     for check_id in reversed(listing["checks"]):

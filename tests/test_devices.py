@@ -75,7 +75,7 @@ def test_every_id_ends_with_its_device_and_every_report_carries_it(two_device_ru
 
 
 def test_a_device_a_binding_does_not_declare_or_this_machine_lacks_skips_with_the_reason(two_device_run):
-    _, records, output = two_device_run
+    _, records, _ = two_device_run
     cuda = {record["binding"]: record for record in records if record["device"] == "cuda" and record["kind"] == "value"}
     assert all(record["outcome"] == "skipped" for record in cuda.values())
     assert "runs on cpu only (declared in its binding" in cuda[HONEST]["reason"]

@@ -167,11 +167,10 @@ def _compiled(forward, gradient: bool):
 def _run(forward, problem: Problem, gradient: bool = False):
     x, labels = problem.prediction, problem.labels
     axis, where = problem.axis, problem.device
-    jax = _jax()
-    target = device(where)
     if isinstance(x, np.ndarray) and isinstance(labels, np.ndarray):
         return _compiled(forward, gradient)(array(x, where), array(labels, where), axis=axis)
-    with jax.default_device(target):  # the Python inputs become arrays on the device
+    jax = _jax()
+    with jax.default_device(device(where)):  # the Python inputs become arrays on the device
         if gradient:
             return jax.grad(lambda v: jax.numpy.sum(forward(v, array(labels, where), axis)))(array(x, where))
         return forward(array(x, where), array(labels, where), axis)

@@ -293,3 +293,53 @@ def test_extended_results_are_finer_than_float64():
     extended = reference.sparse_softmax_cross_entropy([[0.2, 0.1, 0.9]], [0], extended=True)
     assert extended.dtype == core.WORK_DTYPE
     assert reference.sparse_softmax_cross_entropy([[0.2, 0.1, 0.9]], [0]).dtype == np.float64
+
+
+@pytest.mark.parametrize("kind, from_logits, axis, shape", [
+    ("binary_focal", True, -1, (2, 3, 4)), ("binary_focal", False, -1, (3, 5)), ("binary_focal", True, 0, (4, 3)),
+    ("categorical_focal", True, -1, (2, 3, 4)), ("categorical_focal", False, 1, (3, 4, 2)),
+    ("categorical_focal", True, -1, (5,)),
+])
+def test_the_focal_gradient_taken_row_by_row_is_the_one_taken_element_by_element(kind, from_logits, axis, shape):
+    """The focal losses' gradients are difference quotients (reference.gradients.numeric); taken for every row
+    at once (numeric_separable) they are the same quotients at the same steps, to well within their own error
+    (about 1e-13 relative), and an infinite loss in another row no longer makes a finite row's gradient NaN."""
+    from reference import gradients
+
+    rng = np.random.default_rng(len(shape) * 10 + axis)
+    prediction = rng.standard_normal(shape) * 3 if from_logits else rng.uniform(0.05, 0.95, shape)
+    labels = rng.uniform(0, 1, shape) if kind == "binary_focal" else _soft_labels(rng, np.moveaxis(
+        np.empty(shape), axis, -1).shape).swapaxes(-1, axis % len(shape)) if len(shape) > 1 else _soft_labels(
+        rng, shape)
+    function = ref_keras.binary_focal_crossentropy if kind == "binary_focal" else \
+        ref_keras.categorical_focal_crossentropy
+
+    def total(x):
+        return function(labels, x, from_logits=from_logits, axis=axis, extended=True)
+
+    by_element = gradients.numeric(total, prediction)
+    by_row = gradients.numeric_separable(total, prediction, axis)
+    np.testing.assert_allclose(by_row.astype(float), by_element.astype(float), rtol=1e-11, atol=1e-14)
+    if from_logits and len(shape) > 1:
+        moved = np.moveaxis(prediction.copy(), axis, -1)
+        moved.reshape(-1, moved.shape[-1])[0, :2] = np.inf  # a first row whose loss is infinite or NaN
+        with np.errstate(all="ignore"):
+            assert not np.isfinite(np.asarray(total(np.moveaxis(moved, -1, axis)), dtype=float).reshape(-1)[0])
+            separable = gradients.numeric_separable(total, np.moveaxis(moved, -1, axis), axis)
+        rows = np.moveaxis(separable, axis, -1).reshape(-1, moved.shape[-1]).astype(float)
+        expected = np.moveaxis(by_row, axis, -1).reshape(-1, moved.shape[-1]).astype(float)
+        # (the sigmoid's general form for non-finite inputs rounds otherwise: equal within the quotients' error)
+        np.testing.assert_allclose(rows[1:], expected[1:], rtol=1e-11, atol=1e-14)
+
+
+def test_paddle_focal_gradient_taken_elementwise_is_the_one_taken_element_by_element():
+    from reference import gradients
+
+    rng = np.random.default_rng(3)
+    logits, labels = rng.standard_normal((3, 4)) * 4, (rng.random((3, 4)) < 0.5).astype(float)
+
+    def total(x):
+        return ref_paddle.sigmoid_focal_loss_unreduced(x, labels)
+
+    np.testing.assert_allclose(gradients.numeric_separable(total, logits).astype(float),
+                               gradients.numeric(total, logits).astype(float), rtol=1e-11, atol=1e-14)

@@ -248,7 +248,7 @@ def _focal_gradient(problem: Problem):
         return factor * ref.sigmoid_focal_loss_unreduced(x, problem.labels, **options)
 
     x = core.to_work(problem.prediction)
-    grad = np.where(np.isinf(x), core.work(0), gradients.numeric(total, problem.prediction))
+    grad = np.where(np.isinf(x), core.work(0), gradients.numeric_separable(total, problem.prediction))
     size = np.abs(total(problem.prediction))
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         p = 1 / (1 + np.exp(-x))

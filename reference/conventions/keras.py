@@ -476,7 +476,8 @@ def gradient(kind: str, y_true, y_pred, coefficients, from_logits=False, *, epsi
         def total(prediction):
             return c * _function(kind)(y_true, prediction, from_logits=from_logits, extended=True, **shifted,
                                        **options)
-        grad = gradients.numeric(total, y_pred)
+        # each output is one row's along the class axis (the binary loss's mean, the categorical loss's sum)
+        grad = gradients.numeric_separable(total, y_pred, options.get("axis", -1))
         if from_logits:
             # an infinite logit saturates its softmax or sigmoid: the loss does not move with it (a masked
             # class, p = 0, stays masked), so its derivative is 0 where a difference quotient gives NaN

@@ -332,7 +332,9 @@ def test_the_focal_gradient_taken_row_by_row_is_the_one_taken_element_by_element
         np.testing.assert_allclose(rows[1:], expected[1:], rtol=1e-11, atol=1e-14)
 
 
-def test_paddle_focal_gradient_taken_elementwise_is_the_one_taken_element_by_element():
+def test_an_elementwise_focal_gradient_taken_at_once_is_the_one_taken_element_by_element():
+    """PaddlePaddle's sigmoid focal loss, unreduced: every element's quotient taken in four calls. (No framework
+    word in the name: ``-k`` selects by it, and this test imports no framework.)"""
     from reference import gradients
 
     rng = np.random.default_rng(3)

@@ -421,11 +421,12 @@ def whole_suite_collected(request, tmp_path_factory):
 
 @pytest.mark.parametrize("word, binding_prefixes", [
     pytest.param("tensorflow", ("tensorflow:",), id="tf"),
-    pytest.param("keras", ("tensorflow:keras.", "tf_keras:keras.", "keras_torch:keras."), id="k3"),
+    pytest.param("keras", ("tensorflow:keras.", "tf_keras:keras.", "keras_torch:keras.", "keras_jax:keras."), id="k3"),
     pytest.param("keras_torch", ("keras_torch:keras.",), id="kt"),
+    pytest.param("keras_jax", ("keras_jax:keras.",), id="kj"),
     pytest.param("tf_keras", ("tf_keras:",), id="k2"),
     pytest.param("torch", ("torch:",), id="pt"),
-    pytest.param("jax", ("jax:",), id="jx"),
+    pytest.param("jax", ("jax:", "keras_jax:keras."), id="jx"),
     pytest.param("paddle", ("paddle:",), id="pd"),
     pytest.param("mlx", ("mlx:",), id="mx"),
     pytest.param("tinygrad", ("tinygrad:",), id="tg"),
@@ -446,6 +447,8 @@ SELECTIONS = [
                  id="pd"),
     pytest.param("keras_torch", ("keras", "torch"),
                  ("tensorflow", "keras", "torch", "jax", "paddle", "mlx", "tinygrad"), id="kt"),
+    pytest.param("keras_jax", ("keras", "jax"),
+                 ("tensorflow", "keras", "torch", "jax", "paddle", "mlx", "tinygrad"), id="kj"),
     pytest.param("mlx", ("mlx",), ("tensorflow", "keras", "torch", "jax", "paddle", "tinygrad"), id="mx"),
     pytest.param("tinygrad", ("tinygrad",), ("tensorflow", "keras", "torch", "jax", "paddle", "mlx"), id="tg"),
 ]
@@ -670,12 +673,15 @@ def test_each_backend_computes_in_a_worker_of_its_own(backend):
     TensorFlow; a float32 loss matches the reference, and its gradient comes back from the backend's autodiff."""
     import importlib.util
 
-    from conformance.bindings import Problem, load_bindings
+    from conformance.bindings import Problem
 
     for module in ("keras", backend):
         if importlib.util.find_spec(module) is None:
             pytest.skip(f"{module} is not installed (pip install -e '.[keras_{backend}]' -c constraints.txt)")
-    bindings = load_bindings(["conformance.frameworks.keras_backends", "conformance.frameworks.keras_jax"])
+    from conformance.frameworks import keras_backends, keras_jax
+
+    # every form, the pinned ones included (the default run takes Keras on JAX's as called only)
+    bindings = {binding.id: binding for binding in (*keras_backends.BINDINGS, *keras_jax.EVERY_FORM)}
     prefix = f"keras_{backend}:keras."
 
     def problem(dtype):

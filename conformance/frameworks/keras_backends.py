@@ -96,8 +96,9 @@ _BACKENDS = {
     # on the CPU, the device these checks run on: Keras' torch backend takes cuda, mps or xpu where torch finds one
     # (its KERAS_TORCH_DEVICE overrides), and the torch adapter refuses a result from another device than the check's
     "torch": (torch_adapter.tensor, torch_adapter.to_numpy, _torch_autograd, {"KERAS_TORCH_DEVICE": "cpu"}),
-    # JAX as a user has it by default: on the CPU here, float64 off (below)
-    "jax": (_jax_array, _jax_numpy, _jax_grad, {"JAX_PLATFORMS": "cpu"}),
+    # JAX as a user has it by default: on the CPU here, float64 off (below); the worker serves every form, the
+    # test process chooses which run (keras_jax.py: the default run leaves the pinned forms out)
+    "jax": (_jax_array, _jax_numpy, _jax_grad, {"JAX_PLATFORMS": "cpu", "XENT_KERAS_JAX": "full"}),
 }
 
 

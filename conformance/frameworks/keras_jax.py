@@ -2,7 +2,7 @@
 JAX, in a worker of their own, held to Keras 3's convention (``reference.conventions.keras``).
 
 The default run takes the losses and metrics as users call them (the loss and metric objects with their default
-reduction, and the loss functions) in JAX's default float, float32: 26 bindings, about 70 s of the README's
+reduction, and the loss functions) in JAX's default float, float32: 26 bindings, about 55 s of the README's
 ``pytest`` on the 2-core machine, their every failure a known divergence. Keras on JAX runs eagerly and XLA
 compiles each operation again for each new shape and dtype (25 to 35 ms each), nearly one compile per check, so
 the pinned forms (reduction='none', every element compared) and float16, bfloat16 and float64 (with JAX's 64-bit

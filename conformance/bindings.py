@@ -38,6 +38,14 @@ ENTRY_POINT_GROUP = "xent_conformance.bindings"
 # arguments, the framework's own reduction and dtype handling
 AS_CALLED = "as_called"
 
+
+def as_called_label(label: str) -> str:
+    """The label of a pinned form's as-called form: ``as_called`` joins its parenthesised options, or opens them
+    (``nn.CrossEntropyLoss(probability_targets)`` -> ``...(probability_targets,as_called)``, ``nn.BCELoss`` ->
+    ``nn.BCELoss(as_called)``)."""
+    return label[:-1] + f",{AS_CALLED})" if label.endswith(")") else f"{label}({AS_CALLED})"
+
+
 @dataclass(frozen=True)
 class Family:
     """A loss family: what its prediction is and what its labels are. The one definition code asks when it needs

@@ -9,13 +9,14 @@ the pinned forms (reduction='none', every element compared) and float16, bfloat1
 types off, as users have them, a float64 input is computed in float32) take ``XENT_KERAS_JAX=full``: about 230 s
 more, and their failures are not yet known divergences (the README's "Keras 3 on torch and JAX" lists what they
 show). Without it the other dtypes' checks are collected and skip with the switch's name
-(``Binding.left_out_dtypes``); the pinned forms are not built (no known divergence names them yet). ``-k keras_jax`` selects this backend; ``-k jax`` and ``-k keras`` include it.
+(``Binding.left_out_dtypes``); the pinned forms are not built (no known divergence names them yet).
+``-k keras_jax`` selects this backend; ``-k jax`` and ``-k keras`` include it.
 """
 
 import dataclasses
 import os
 
-from conformance.bindings import AS_CALLED
+from conformance.bindings import AS_CALLED, as_called_label
 from conformance.frameworks.keras_backends import backend_bindings
 
 EVERY_FORM = backend_bindings("jax", __name__)
@@ -33,9 +34,8 @@ def _called_as_users_call_it(binding, every_id) -> bool:
     """An object's as-called form, or a loss function (it has no pinned form: users call it as it is)."""
     if AS_CALLED in binding.markers:
         return True
-    label = binding.id.split(":", 1)[1]
-    as_called = label[:-1] + ",as_called)" if label.endswith(")") else label + "(as_called)"
-    return binding.id.split(":", 1)[0] + ":" + as_called not in every_id
+    framework, label = binding.id.split(":", 1)
+    return f"{framework}:{as_called_label(label)}" not in every_id
 
 
 LEFT_OUT = ("XENT_KERAS_JAX=full runs it: Keras on JAX compiles each operation for each new shape and dtype, so "

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from conformance.bindings import AS_CALLED, Binding, Problem
+from conformance.bindings import AS_CALLED, Binding, Problem, as_called_label
 from conformance.frameworks import pick
 from conformance.isolation import isolate
 from reference import core, gradients
@@ -366,8 +366,7 @@ _MODULES = [
 ]
 for _label, _api, _family, _forward, _soft in _MODULES:
     for _as_called in (False, True):
-        _id = _label if not _as_called else (
-            _label[:-1] + f",{AS_CALLED})" if _label.endswith(")") else f"{_label}({AS_CALLED})")
+        _id = as_called_label(_label) if _as_called else _label
         BINDINGS.append(_cross_entropy_binding(_id, _api, _family, _forward, soft_label=_soft, as_called=_as_called))
 for _label, _api, _family, _forward, _reference, _options, _gradient in [
         ("nn.BCELoss", "paddle.nn.BCELoss()(input, label)", "binary_probs", _bce_module, reference_bce, BCE_OPTIONS,

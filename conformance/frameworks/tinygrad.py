@@ -38,7 +38,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from conformance.bindings import AS_CALLED, Binding, Problem, PropertyShapes, family_of
+from conformance.bindings import AS_CALLED, Binding, Problem, PropertyShapes, as_called_label, family_of
 from conformance.frameworks import class_axis_to, pick
 from reference.conventions import tinygrad as ref
 
@@ -251,7 +251,7 @@ def _binding(label, method, family, forward, reference, reference_gradient, redu
     if family_of(family).softmax:
         option_map["axis"] = None
     if as_called:
-        label = label[:-1] + f",{AS_CALLED})" if label.endswith(")") else f"{label}({AS_CALLED})"
+        label = as_called_label(label)
     api = f"tinygrad.Tensor.{method}"
     where = f"(documented signature: {DOCS})"
     return TinygradBinding(

@@ -19,7 +19,7 @@ import contextvars
 import numpy as np
 
 from conformance import devices
-from conformance.bindings import AS_CALLED, Binding, Problem, family_of
+from conformance.bindings import AS_CALLED, Binding, Problem, as_called_label, family_of
 from conformance.frameworks import class_axis_to, pick
 from reference.conventions import torch as ref
 
@@ -317,8 +317,7 @@ BINDINGS = [
 def _as_called(pinned: Binding, call: str) -> Binding:
     """A module as users call it: only the options a case sets, so the module's
     own default reduction ('mean') applies; ``call`` shows the user's line."""
-    label = pinned.id.split(":", 1)[1]
-    label = label[:-1] + f",{AS_CALLED})" if label.endswith(")") else f"{label}({AS_CALLED})"
+    label = as_called_label(pinned.id.split(":", 1)[1])
     return _binding(label, call, pinned.family, _MODULE_FORWARDS[pinned.id], pinned.reference, pinned.reduce,
                     [name for name in pinned.options], pinned.reference_gradient, as_called=True)
 
